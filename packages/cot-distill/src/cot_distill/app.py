@@ -1,0 +1,12 @@
+"""The one Typer app of cot-distill; command modules register on it (see cli.py)."""
+
+import typer
+
+app = typer.Typer(
+    name="cot-distill",
+    help="Distil Discrimination-Calibration chain-of-thought answers from an Omni teacher (Qwen3-Omni-30B via vLLM, "
+    "or any OpenAI-compatible endpoint) over video+audio+text clips, filter them, export and publish the dataset.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)

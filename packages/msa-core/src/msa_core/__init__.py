@@ -1,0 +1,45 @@
+"""msa-core: the schema every msa-thinker package shares."""
+
+from msa_core.dc import DCOutput, DCParseError, LenientParse
+from msa_core.errors import ConfigError, DataError, MediaError, MSAError
+from msa_core.mmsa import ID_SEPARATOR, SPLITS, Clip, MMSADataset, read_mmsa, safe_media_path
+from msa_core.prompt import PROMPT_VERSION, SYSTEM_PROMPT, Prompt, build_prompt, chat_messages
+from msa_core.spec import (
+    POLARITIES,
+    DatasetSpec,
+    Polarity,
+    get_spec,
+    list_specs,
+    polarity_of,
+    register_spec,
+    register_spec_file,
+)
+
+__all__ = [
+    "ID_SEPARATOR",
+    "POLARITIES",
+    "PROMPT_VERSION",
+    "SPLITS",
+    "SYSTEM_PROMPT",
+    "Clip",
+    "ConfigError",
+    "DCOutput",
+    "DCParseError",
+    "DataError",
+    "DatasetSpec",
+    "LenientParse",
+    "MMSADataset",
+    "MSAError",
+    "MediaError",
+    "Polarity",
+    "Prompt",
+    "build_prompt",
+    "chat_messages",
+    "get_spec",
+    "list_specs",
+    "polarity_of",
+    "read_mmsa",
+    "register_spec",
+    "register_spec_file",
+    "safe_media_path",
+]
