@@ -19,7 +19,7 @@ TAGS = ("polarity", "think", "score")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 # Whole answer: the three tags once each, in order, nothing but whitespace around or between them.
 _STRICT = re.compile(
-    r"\A\s*<polarity>\s*(?P<polarity>[A-Za-z]+)\s*</polarity>\s*"
+    r"\A\s*<polarity>\s*(?P<polarity>[^<]*?)\s*</polarity>\s*"
     r"<think>(?P<think>.*?)</think>\s*"
     rf"<score>\s*(?P<score>{_NUMBER})\s*</score>\s*\Z",
     re.DOTALL,
@@ -28,6 +28,8 @@ _TAG_RE = {t: re.compile(rf"<{t}>(.*?)</{t}>", re.DOTALL | re.IGNORECASE) for t 
 _OPEN_CLOSE = {t: (re.compile(rf"<{t}>", re.IGNORECASE), re.compile(rf"</{t}>", re.IGNORECASE)) for t in TAGS}
 _POLARITY_WORD = re.compile(r"\b(negative|neutral|positive)\b", re.IGNORECASE)
 _LAST_NUMBER = re.compile(_NUMBER)
+_SCORE_OPEN = re.compile(r"<score>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 
 
 class DCParseError(ValueError):
@@ -64,7 +66,9 @@ class DCOutput(BaseModel):
     def render(self, *, decimals: int | None = None) -> str:
         """Canonical text: no whitespace between tags, think stripped."""
         score = f"{self.score:.{decimals}f}" if decimals is not None else _fmt(self.score)
-        return f"<polarity>{self.polarity}</polarity><think>{self.think.strip()}</think><score>{score}</score>"
+        return (
+            f"<polarity>{self.polarity}</polarity><think>{self.think.strip()}</think><score>{score}</score>"
+        )
 
     @classmethod
     def parse_strict(cls, text: str, spec: DatasetSpec | None = None) -> DCOutput:
@@ -99,7 +103,9 @@ class DCOutput(BaseModel):
         if not math.isfinite(score):
             raise DCParseError("bad_score", m["score"])
         if spec is not None and not (spec.score_min <= score <= spec.score_max):
-            raise DCParseError("score_out_of_range", f"{score:g} not in [{spec.score_min:g}, {spec.score_max:g}]")
+            raise DCParseError(
+                "score_out_of_range", f"{score:g} not in [{spec.score_min:g}, {spec.score_max:g}]"
+            )
         return cls(polarity=polarity, think=think, score=score)
 
     @classmethod
@@ -109,7 +115,9 @@ class DCOutput(BaseModel):
             return LenientParse(status="failed", reason="not_text")
         try:
             out = cls.parse_strict(text, spec)
-            return LenientParse(polarity=out.polarity, think=out.think, score=out.score, status="ok", reason="strict")
+            return LenientParse(
+                polarity=out.polarity, think=out.think, score=out.score, status="ok", reason="strict"
+            )
         except DCParseError as exc:
             strict_reason = exc.reason
         pol_m = _TAG_RE["polarity"].search(text)
@@ -126,7 +134,8 @@ class DCOutput(BaseModel):
                 score, how = float(num.group(0)), "score_tag"
         if score is None:
             # An unterminated <score> (generation cut off) or a bare number after the last tag.
-            tail = text.rsplit("<score>", 1)[1] if "<score>" in text.lower() else text.rsplit("</think>", 1)[-1]
+            # Case-insensitive like the tag search above ("<SCORE>" must not break the split).
+            tail = _SCORE_OPEN.split(text)[-1] if _SCORE_OPEN.search(text) else _THINK_CLOSE.split(text)[-1]
             nums = _LAST_NUMBER.findall(tail)
             if nums:
                 score, how = float(nums[-1]), "last_number"
@@ -134,8 +143,9 @@ class DCOutput(BaseModel):
             words = _POLARITY_WORD.findall(text)
             polarity = words[0].lower() if words else None
         if score is None or not math.isfinite(score):
-            return LenientParse(polarity=polarity, think=think, status="failed",
-                                reason=f"no_score (strict: {strict_reason})")
+            return LenientParse(
+                polarity=polarity, think=think, status="failed", reason=f"no_score (strict: {strict_reason})"
+            )
         clipped = False
         if spec is not None and not (spec.score_min <= score <= spec.score_max):
             score, clipped = min(max(score, spec.score_min), spec.score_max), True

@@ -12,8 +12,14 @@ class MSAError(Exception):
 class DataError(MSAError, ValueError):
     """Bad input data: a malformed CSV row, a missing or corrupt media file, a bad dataset spec."""
 
-    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None,
-                 column: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ):
         self.file = str(file) if file is not None else None
         self.line = line
         self.column = column

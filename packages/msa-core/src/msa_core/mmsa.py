@@ -110,12 +110,40 @@ def read_mmsa(
     """
     root = Path(root).resolve()
     spec = get_spec(dataset)
+    if split is not None and split not in _SPLIT_ALIASES:
+        raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     csv_path = root / "label.csv"
     if not csv_path.is_file():
-        raise DataError("label.csv not found (expected the MMSA layout: label.csv + Raw/<video_id>/<clip_id>.mp4)",
-                        file=csv_path)
+        raise DataError(
+            "label.csv not found (expected the MMSA layout: label.csv + Raw/<video_id>/<clip_id>.mp4)",
+            file=csv_path,
+        )
     clips: list[Clip] = []
     absent: list[str] = []
+    try:
+        _read_rows(csv_path, root, spec, split, check_range, clips, absent)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason})", file=csv_path) from None
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV: {exc}", file=csv_path) from None
+    if absent and missing == "fail":
+        raise DataError(
+            f"{len(absent)} clip(s) have no video under Raw/: {', '.join(absent[:5])}"
+            f"{' …' if len(absent) > 5 else ''}",
+            file=csv_path,
+        )
+    return MMSADataset(root=root, spec=spec, clips=clips, missing=absent)
+
+
+def _read_rows(
+    csv_path: Path,
+    root: Path,
+    spec: DatasetSpec,
+    split: str | None,
+    check_range: bool,
+    clips: list[Clip],
+    absent: list[str],
+) -> None:
     seen: dict[str, int] = {}
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -123,19 +151,30 @@ def read_mmsa(
         reader.fieldnames = header
         lacking = [c for c in REQUIRED_COLUMNS if c not in header]
         if lacking:
-            raise DataError(f"missing column(s) {', '.join(lacking)}; header is {header}", file=csv_path, line=1)
+            raise DataError(
+                f"missing column(s) {', '.join(lacking)}; header is {header}", file=csv_path, line=1
+            )
         for row in reader:
             line = reader.line_num
             if None in row:
-                raise DataError(f"{len(header) + len(row[None])} fields, header has {len(header)}",
-                                file=csv_path, line=line)
+                raise DataError(
+                    f"{len(header) + len(row[None])} fields, header has {len(header)}",
+                    file=csv_path,
+                    line=line,
+                )
             if any(row.get(c) is None for c in REQUIRED_COLUMNS):
-                raise DataError(f"row has fewer fields than the header ({len(header)})", file=csv_path, line=line)
+                raise DataError(
+                    f"row has fewer fields than the header ({len(header)})", file=csv_path, line=line
+                )
             mode = _SPLIT_ALIASES.get(row["mode"].strip().lower())
             if mode is None:
-                raise DataError(f"unknown split {row['mode']!r} (train, valid or test)", file=csv_path, line=line,
-                                column="mode")
-            if split is not None and mode != _SPLIT_ALIASES.get(split, split):
+                raise DataError(
+                    f"unknown split {row['mode']!r} (train, valid or test)",
+                    file=csv_path,
+                    line=line,
+                    column="mode",
+                )
+            if split is not None and mode != _SPLIT_ALIASES[split]:
                 continue
             video_id, clip_id = row["video_id"].strip(), row["clip_id"].strip()
             for col, val in (("video_id", video_id), ("clip_id", clip_id)):
@@ -144,23 +183,37 @@ def read_mmsa(
             try:
                 path = safe_media_path(root, video_id, clip_id)
             except DataError as exc:
-                raise DataError(exc.reason, file=csv_path, line=line, column="clip_id") from None
+                column = "video_id" if exc.reason.startswith(f"id {video_id!r} ") else "clip_id"
+                raise DataError(exc.reason, file=csv_path, line=line, column=column) from None
             label = _float(row["label"], file=csv_path, line=line, column="label", required=True)
             if check_range and not (spec.score_min <= label <= spec.score_max):
-                raise DataError(f"label {label:g} outside {spec.name}'s range [{spec.score_min:g}, {spec.score_max:g}]",
-                                file=csv_path, line=line, column="label")
-            extra = {c: _float(row.get(c, ""), file=csv_path, line=line, column=c, required=False)
-                     for c in ("label_T", "label_A", "label_V")}
-            clip = Clip(video_id=video_id, clip_id=clip_id, text=row["text"], label=label, mode=mode,
-                        annotation=(row.get("annotation") or None), video_path=path, dataset=spec.name, **extra)
+                raise DataError(
+                    f"label {label:g} outside {spec.name}'s range [{spec.score_min:g}, {spec.score_max:g}]",
+                    file=csv_path,
+                    line=line,
+                    column="label",
+                )
+            extra = {
+                c: _float(row.get(c, ""), file=csv_path, line=line, column=c, required=False)
+                for c in ("label_T", "label_A", "label_V")
+            }
+            clip = Clip(
+                video_id=video_id,
+                clip_id=clip_id,
+                text=row["text"],
+                label=label,
+                mode=mode,
+                annotation=(row.get("annotation") or None),
+                video_path=path,
+                dataset=spec.name,
+                **extra,
+            )
             if clip.id in seen:
-                raise DataError(f"duplicate id {clip.id!r} (first on line {seen[clip.id]})", file=csv_path, line=line)
+                raise DataError(
+                    f"duplicate id {clip.id!r} (first on line {seen[clip.id]})", file=csv_path, line=line
+                )
             seen[clip.id] = line
             if not path.is_file():
                 absent.append(clip.id)
                 continue
             clips.append(clip)
-    if absent and missing == "fail":
-        raise DataError(f"{len(absent)} clip(s) have no video under Raw/: {', '.join(absent[:5])}"
-                        f"{' …' if len(absent) > 5 else ''}", file=csv_path)
-    return MMSADataset(root=root, spec=spec, clips=clips, missing=absent)

@@ -33,7 +33,9 @@ class DatasetSpec(BaseModel):
     neutral_low: float = Field(description="Lower edge of the neutral band.")
     neutral_high: float = Field(description="Upper edge of the neutral band.")
     neutral_low_inclusive: bool = Field(True, description="Whether a score equal to neutral_low is neutral.")
-    neutral_high_inclusive: bool = Field(True, description="Whether a score equal to neutral_high is neutral.")
+    neutral_high_inclusive: bool = Field(
+        True, description="Whether a score equal to neutral_high is neutral."
+    )
     metric_family: Literal["mosi", "sims"] = Field(
         description="'mosi': Acc7/Acc5/Has0-Non0 Acc2 on [-3, 3]; 'sims': Acc5/Acc3/Acc2 on [-1, 1] (MMSA)."
     )
@@ -41,10 +43,17 @@ class DatasetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_ranges(self) -> DatasetSpec:
-        if not (math.isfinite(self.score_min) and math.isfinite(self.score_max)) or self.score_min >= self.score_max:
-            raise ValueError(f"score_min ({self.score_min}) must be finite and below score_max ({self.score_max})")
+        if (
+            not (math.isfinite(self.score_min) and math.isfinite(self.score_max))
+            or self.score_min >= self.score_max
+        ):
+            raise ValueError(
+                f"score_min ({self.score_min}) must be finite and below score_max ({self.score_max})"
+            )
         if not (self.score_min <= self.neutral_low <= self.neutral_high <= self.score_max):
-            raise ValueError("neutral band must satisfy score_min <= neutral_low <= neutral_high <= score_max")
+            raise ValueError(
+                "neutral band must satisfy score_min <= neutral_low <= neutral_high <= score_max"
+            )
         return self
 
     @property
@@ -129,8 +138,10 @@ def get_spec(name_or_path: str | DatasetSpec) -> DatasetSpec:
     if key in _REGISTRY:
         return _REGISTRY[key]
     if key.endswith((".yaml", ".yml")):
-        return register_spec_file(key, overwrite=True)
-    raise ConfigError(f"unknown dataset {key!r}; known: {', '.join(sorted(_REGISTRY))} (or give a spec YAML path)")
+        return register_spec_file(key)
+    raise ConfigError(
+        f"unknown dataset {key!r}; known: {', '.join(sorted(_REGISTRY))} (or give a spec YAML path)"
+    )
 
 
 def list_specs() -> list[DatasetSpec]:
