@@ -1,0 +1,125 @@
+"""Prediction files (JSONL, one object per clip with ``label`` and ``score``) and the parse-failure policy.
+
+A ``score`` of null (the model's answer could not be parsed), NaN or ±inf is a parse failure. Failures
+are always counted; the policy only decides what enters the metrics: ``neutral`` scores them 0 (the centre
+of every built-in scale), ``skip`` leaves them out, ``error`` refuses the file. Every other field of a line
+is kept in ``records``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from msa_core import DataError
+
+FailurePolicy = Literal["neutral", "skip", "error"]
+FAILURE_POLICIES: tuple[str, ...] = ("neutral", "skip", "error")
+NEUTRAL_SCORE = 0.0
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One prediction file as read: labels, scores (NaN = parse failure) and the full records."""
+
+    path: Path
+    records: list[dict]
+    labels: np.ndarray
+    scores: np.ndarray
+    lines: list[int]  # 1-based line number of each record, for error messages
+
+    @property
+    def failed(self) -> np.ndarray:
+        return np.isnan(self.scores)
+
+    @property
+    def ids(self) -> list[str] | None:
+        """Clip ids as strings when every record has a non-null ``id``, else None."""
+        if self.records and all(r.get("id") is not None for r in self.records):
+            return [str(r["id"]) for r in self.records]
+        return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What enters the metrics after the failure policy: aligned arrays plus which records they came from."""
+
+    preds: np.ndarray
+    labels: np.ndarray
+    kept: np.ndarray  # indices into Predictions.records
+    parse_failures: int
+    policy: str
+
+
+def _number(value, *, path: Path, line: int, column: str, allow_null: bool) -> float:
+    if value is None and allow_null:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "null" if value is None else type(value).__name__
+        raise DataError(f"expected a number, got {kind} ({value!r})", file=path, line=line, column=column)
+    return float(value)
+
+
+def read_predictions(path: str | Path) -> Predictions:
+    """Read a predictions JSONL file; blank lines ignored, a malformed line raises DataError(file, line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read predictions: {exc}", file=path) from exc
+    records, labels, scores, lines = [], [], [], []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"not valid JSON ({exc.msg} at character {exc.pos})", file=path, line=lineno
+            ) from exc
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=lineno)
+        for key in ("label", "score"):
+            if key not in obj:
+                raise DataError(f"missing field {key!r}", file=path, line=lineno, column=key)
+        label = _number(obj["label"], path=path, line=lineno, column="label", allow_null=False)
+        if not math.isfinite(label):
+            raise DataError(f"label must be finite, got {label}", file=path, line=lineno, column="label")
+        score = _number(obj["score"], path=path, line=lineno, column="score", allow_null=True)
+        records.append(obj)
+        labels.append(label)
+        scores.append(score if math.isfinite(score) else math.nan)
+        lines.append(lineno)
+    if not records:
+        raise DataError("no predictions (the file is empty)", file=path)
+    return Predictions(path, records, np.asarray(labels, np.float64), np.asarray(scores, np.float64), lines)
+
+
+def apply_failure_policy(pred: Predictions, policy: str = "neutral") -> Resolved:
+    """Resolve parse failures under ``policy`` (neutral | skip | error); failures are always counted."""
+    if policy not in FAILURE_POLICIES:
+        raise ValueError(f"unknown failure policy {policy!r}; choose one of {', '.join(FAILURE_POLICIES)}")
+    failed = pred.failed
+    n_failed = int(failed.sum())
+    if policy == "error" and n_failed:
+        first = int(np.flatnonzero(failed)[0])
+        raise DataError(
+            f"score is a parse failure (null or not finite) and --on-failure is 'error' "
+            f"({n_failed} failure(s) in the file)",
+            file=pred.path,
+            line=pred.lines[first],
+            column="score",
+        )
+    if policy == "skip":
+        kept = np.flatnonzero(~failed)
+        if kept.size == 0:
+            raise DataError(
+                f"all {n_failed} predictions are parse failures; nothing left to score", file=pred.path
+            )
+        return Resolved(pred.scores[kept], pred.labels[kept], kept, n_failed, policy)
+    preds = np.where(failed, NEUTRAL_SCORE, pred.scores)
+    return Resolved(preds, pred.labels.copy(), np.arange(len(pred.records)), n_failed, policy)
