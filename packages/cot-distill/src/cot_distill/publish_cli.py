@@ -1,0 +1,183 @@
+"""Commands ``export``, ``push``, ``serve`` and ``doctor``, registered on the shared cot-distill app.
+
+Implementation modules are imported inside each command: the umbrella CLI imports this module, and export
+pulls in ``datasets`` and PyAV.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from msa_core import MSAError
+
+from cot_distill.app import app
+
+
+class ExportFormat(StrEnum):
+    llamafactory = "llamafactory"
+    hf = "hf"
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    out: Annotated[
+        Path, typer.Argument(help="Output directory of `cot-distill generate` (holds accepted.jsonl).")
+    ],
+    to: Annotated[
+        Path, typer.Option("--to", help="Directory to write the dataset into (media, JSON, parquet, card).")
+    ],
+    formats: Annotated[
+        list[ExportFormat] | None,
+        typer.Option(
+            "--format",
+            help="llamafactory (sharegpt JSON + dataset_info.json) or hf (parquet); "
+            "repeat for both. Default: both.",
+        ),
+    ] = None,
+    dataset_name: Annotated[
+        str, typer.Option(help="Name in dataset_info.json; the train split gets it, others get NAME_<split>.")
+    ] = "msa_cot",
+    link: Annotated[
+        bool, typer.Option("--link", help="Symlink the mp4s instead of copying them (not portable).")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Threads extracting wavs and copying videos.")] = 4,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a non-empty directory that is no export.")
+    ] = False,
+) -> None:
+    """Export accepted answers for LLaMA-Factory (qwen2_omni, audio in video) and as HF datasets parquet."""
+    from cot_distill.export import FORMATS, export
+
+    chosen = tuple(f.value for f in formats) if formats else FORMATS
+    try:
+        result = export(
+            out, to, formats=chosen, dataset_name=dataset_name, link=link, workers=workers, force=force
+        )
+    except MSAError as exc:
+        raise _fail(exc) from None
+    sizes = ", ".join(f"{split} {n}" for split, n in result.records.items())
+    typer.echo(f"exported {sum(result.records.values())} answers over {result.clips} clips ({sizes}) to {to}")
+    for split, name in result.lf_files.items():
+        typer.echo(f"  llamafactory  {split:<5} {name}")
+    for split, name in result.hf_files.items():
+        typer.echo(f"  hf            {split:<5} {name}")
+
+
+@app.command("push")
+def push_cmd(
+    folder: Annotated[Path, typer.Argument(help="An export directory written by `cot-distill export`.")],
+    repo_id: Annotated[
+        str, typer.Option("--repo-id", help="Hub dataset repository, ORG/NAME (created if absent).")
+    ],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
+) -> None:
+    """Upload an export to the Hugging Face Hub with a dataset card. The token comes from HF_TOKEN only."""
+    from cot_distill.push import push
+
+    try:
+        url = push(folder, repo_id, private=private)
+    except MSAError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"pushed {folder} to {url}")
+
+
+@app.command(
+    "serve",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def serve_cmd(
+    ctx: typer.Context,
+    data_root: Annotated[
+        Path, typer.Option(help="Dataset root; the only place file:// media URLs may point to.")
+    ],
+    model: Annotated[str, typer.Option(help="Teacher model to serve.")] = "Qwen/Qwen3-Omni-30B-A3B-Instruct",
+    tp: Annotated[
+        int, typer.Option("--tp", help="Tensor-parallel size (2 on 80 GB cards: weights are ~60 GiB).")
+    ] = 2,
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 to serve clients on other machines.")
+    ] = "127.0.0.1",
+    max_model_len: Annotated[
+        int, typer.Option(help="Context length (video + audio tokens + answer).")
+    ] = 32768,
+    num_frames: Annotated[int, typer.Option(help="Frames vLLM samples per video.")] = 32,
+    vllm_version: Annotated[
+        str, typer.Option(help="vLLM run by uvx (>= 0.32 fixes Qwen3-Omni M-RoPE).")
+    ] = "0.33.0",
+    run: Annotated[
+        bool, typer.Option("--run", help="Run the server (foreground) instead of printing the command.")
+    ] = False,
+) -> None:
+    """Print (or --run) the `vllm serve` command for the Qwen3-Omni teacher; extra args after `--` go to vllm.
+
+    vLLM reads an API key from VLLM_API_KEY in its environment; it is never put on the command line.
+    """
+    from cot_distill.serve import ServeOptions, format_command, run_command, serve_command
+
+    opts = ServeOptions(
+        model=model,
+        data_root=data_root,
+        tp=tp,
+        port=port,
+        host=host,
+        max_model_len=max_model_len,
+        num_frames=num_frames,
+        vllm_version=vllm_version,
+        extra_args=tuple(ctx.args),
+    )
+    try:
+        argv = serve_command(opts)
+        typer.echo(format_command(argv))
+        if run:
+            raise typer.Exit(run_command(argv, data_root))
+    except MSAError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("doctor")
+def doctor_cmd(
+    base_url: Annotated[str, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")],
+    model: Annotated[str, typer.Option(help="Model name the endpoint must serve.")],
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key (unset: no key).")
+    ] = "OPENAI_API_KEY",
+    beeps: Annotated[
+        int | None, typer.Option(help="Beeps in the audio probe (default: random 2-5, so guessing fails).")
+    ] = None,
+    media_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also send the probe as a file:// URL from this directory (under the server's "
+            "--allowed-local-media-path, on a shared filesystem)."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 120.0,
+) -> None:
+    """Check the teacher: it lists the model, answers a text request and hears audio (exit 1 on failure)."""
+    from cot_distill.doctor import run_checks
+
+    if beeps is not None and not 1 <= beeps <= 10:
+        raise _fail(ValueError("--beeps must be 1..10"))
+    if media_dir is not None and not media_dir.is_dir():
+        raise _fail(ValueError(f"--media-dir {media_dir} is not a directory"))
+    api_key = os.environ.get(api_key_env) or "EMPTY"
+    results = run_checks(
+        base_url, model, api_key=api_key, n_beeps=beeps, media_dir=media_dir, timeout=timeout, echo=typer.echo
+    )
+    failed = [r.name for r in results if not r.ok]
+    typer.echo(
+        f"{len(results) - len(failed)}/{len(results)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,99 @@
+"""TeacherClient over real HTTP against the stand-in: retries per fault kind, give-up, spreading, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+from cot_distill.client import TeacherClient, TeacherRequestError
+from cot_distill.config import RetryConfig
+from cot_distill.standin import STANDIN_MODEL
+from distill_helpers import read_lines
+from msa_core import read_mmsa
+
+FAST = RetryConfig(max_retries=10, backoff_base_s=0.01, backoff_max_s=0.05, request_timeout_s=0.5)
+
+
+def _body(dataset: Path, i: int = 0, model: str = STANDIN_MODEL) -> dict:
+    clip = read_mmsa(dataset, "sims").clips[i]
+    return {
+        "model": model,
+        "seed": i,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "video_url", "video_url": {"url": clip.video_path.as_uri()}},
+                    {"type": "text", "text": "x"},
+                ],
+            }
+        ],
+    }
+
+
+def _ask(urls: list[str], bodies: list[dict], retry: RetryConfig = FAST):
+    async def go():
+        async with TeacherClient(urls, "sk-test", retry) as client:
+            answers = await asyncio.gather(*(client.chat(b) for b in bodies), return_exceptions=True)
+            return answers, client.totals
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [("http429", "http429"), ("http500", "http500"), ("drop", "connection"), ("slow", "timeout")],
+)
+def test_each_fault_kind_is_retried_until_answered(standin, dataset: Path, fault: str, kind: str):
+    server = standin(faults=f"{fault}=0.5", seed=3)
+    answers, totals = _ask([server.base_url], [_body(dataset, i) for i in range(6)])
+    assert all(not isinstance(a, Exception) and a.texts[0].startswith("<polarity>") for a in answers)
+    log = read_lines(server.teacher.request_log)
+    faulted = [r for r in log if r["fault"] == fault]
+    assert faulted, "the seeded noise produced no fault of this kind"
+    assert totals.errors[kind] == len(faulted) == totals.retries
+    assert totals.completed == 6 and totals.requests == len(log)
+    assert max(a.tries for a in answers) > 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"), [("http429", "http429"), ("http500", "http500"), ("drop", "connection")]
+)
+def test_gives_up_after_max_retries(standin, dataset: Path, fault: str, kind: str):
+    server = standin(faults=f"{fault}=1.0")
+    retry = RetryConfig(max_retries=2, backoff_base_s=0.01, backoff_max_s=0.02, request_timeout_s=0.5)
+    (err,), totals = _ask([server.base_url], [_body(dataset)], retry)
+    assert isinstance(err, TeacherRequestError) and err.kind == kind and err.attempts == 3
+    assert len(read_lines(server.teacher.request_log)) == 3 and totals.failed == 1
+
+
+def test_client_errors_are_not_retried(standin, dataset: Path):
+    server = standin()
+    (err,), _ = _ask([server.base_url], [_body(dataset, model="not-served")])
+    assert isinstance(err, TeacherRequestError) and err.kind == "http404" and err.attempts == 1
+    assert len(read_lines(server.teacher.request_log)) == 1
+
+
+def test_requests_spread_over_several_base_urls(standin, dataset: Path):
+    a, b = standin(latency=0.05), standin(latency=0.05)
+    answers, totals = _ask([a.base_url, b.base_url], [_body(dataset, i % 24) for i in range(40)])
+    assert not any(isinstance(x, Exception) for x in answers)
+    counts = [len(read_lines(s.teacher.request_log)) for s in (a, b)]
+    assert sum(counts) == 40 and min(counts) >= 15  # least-in-flight keeps them even
+    assert totals.per_base_url == {a.base_url: counts[0], b.base_url: counts[1]}
+    assert totals.prompt_tokens > 0 and totals.completion_tokens > 0
+
+
+def test_backoff_is_jittered_under_a_doubling_ceiling():
+    client_cls = TeacherClient.__new__(TeacherClient)
+    client_cls.retry = RetryConfig(backoff_base_s=0.5, backoff_max_s=4.0)
+    client_cls._rng = random.Random(0)
+    waits = [[client_cls.backoff(k) for _ in range(200)] for k in range(6)]
+    for k, ws in enumerate(waits):
+        ceiling = min(4.0, 0.5 * 2**k)
+        assert min(ws) >= 0 and max(ws) <= ceiling and max(ws) > 0.7 * ceiling  # full jitter fills the range
+        assert len(set(ws)) > 150
+    assert client_cls.backoff(0, suggested=2.0) >= 2.0  # Retry-After is honoured
+    assert client_cls.backoff(0, suggested=100.0) <= 4.0  # within the cap
