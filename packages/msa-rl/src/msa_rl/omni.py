@@ -1,0 +1,280 @@
+"""Qwen2.5-Omni thinker I/O shared by SFT checks, GRPO and prediction: load, decode a clip, encode a prompt.
+
+Two silent failure modes this module exists to prevent (design note, "Qwen2.5-Omni facts"):
+- the processor's audio-in-video switch moved between transformers versions and every wrong form yields 0 audio
+  tokens without an error: ``audio_in_video_kwargs`` is the one place that knows the installed form, and
+  ``encode_prompt`` refuses a batch whose audio went missing;
+- the processor's class-level video size upscales small frames (56x56 -> 336x336) unless size and fps are passed
+  per call.
+Runs under both environments (transformers 5.6 for SFT, the default env's newer one); heavy imports stay inside
+functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from msa_core import ConfigError, MediaError, Prompt, chat_messages
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import BatchFeature
+
+THINKER_ARCHITECTURE = "Qwen2_5OmniThinkerForConditionalGeneration"
+# Models whose config.json has a thinker we can load (a full Omni checkpoint carries it under thinker_config).
+OMNI_MODEL_TYPES = ("qwen2_5_omni_thinker", "qwen2_5_omni")
+AUDIO_SAMPLE_RATE = 16000
+DEFAULT_VIDEO_SIZE = (56, 56)
+MIN_PIXELS = 28 * 28
+
+
+@dataclass(frozen=True)
+class ClipMedia:
+    """A decoded clip: frames (T, H, W, 3) uint8 with an even T, mono 16 kHz float32 audio, the sampling fps."""
+
+    frames: np.ndarray
+    audio: np.ndarray | None
+    fps: float
+
+
+def transformers_version() -> tuple[int, int]:
+    import transformers
+
+    major, minor = transformers.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+@functools.cache
+def _processor_takes_audio_indices() -> bool:
+    """Whether the installed Omni processor has the newer ``load_audio_from_video`` + indices switch.
+
+    Detected from the processor source rather than a version number: older releases accept
+    ``load_audio_from_video`` but ignore it (0 audio tokens), so only the indices argument marks the new form.
+    """
+    import inspect
+
+    from transformers.models.qwen2_5_omni import processing_qwen2_5_omni
+
+    return "audio_from_video_indices" in inspect.getsource(processing_qwen2_5_omni)
+
+
+def audio_in_video_kwargs(
+    video_size: tuple[int, int] = DEFAULT_VIDEO_SIZE, fps: float = 2.0, n_videos: int = 1
+) -> dict[str, Any]:
+    """Processor kwargs that put each video's audio track into its video turn (TMRoPE interleaving).
+
+    Everything video-related goes inside ``videos_kwargs``: transformers 5.6 drops a top-level
+    ``use_audio_in_video`` when ``videos_kwargs`` is also given. Size and fps are per call because the processor's
+    class-level defaults win over the saved video processor config.
+    """
+    width, height = video_size
+    pixels = width * height
+    videos_kwargs: dict[str, Any] = {
+        "size": {"shortest_edge": min(MIN_PIXELS, pixels), "longest_edge": pixels},
+        "fps": float(fps),
+    }
+    if _processor_takes_audio_indices():
+        videos_kwargs["cap_pixels_per_frame"] = True
+        return {
+            "load_audio_from_video": True,
+            "audio_from_video_indices": list(range(n_videos)),
+            "videos_kwargs": videos_kwargs,
+        }
+    videos_kwargs["use_audio_in_video"] = True
+    return {"videos_kwargs": videos_kwargs}
+
+
+def load_thinker(path: str | Path, dtype: str = "float32"):
+    """(model, processor) of a Qwen2.5-Omni thinker checkpoint; ConfigError if ``path`` is not one."""
+    import torch
+    from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
+
+    config = check_thinker_dir(path)
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ConfigError(f"dtype {dtype!r} is not a torch dtype (use float32, bfloat16 or float16)")
+    processor = AutoProcessor.from_pretrained(str(path))
+    if config.get("model_type") == "qwen2_5_omni" or (not config and _is_full_omni_hub_model(str(path))):
+        return _thinker_of_full_omni(path, torch_dtype), processor
+    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), dtype=torch_dtype)
+    return model, processor
+
+
+def _is_full_omni_hub_model(name: str) -> bool:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(name).model_type == "qwen2_5_omni"
+
+
+def _thinker_of_full_omni(path: str | Path, torch_dtype):
+    """The thinker of a full Qwen2.5-Omni checkpoint (e.g. the base model, zero-shot), without building the talker."""
+    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    config = Qwen2_5OmniConfig.from_pretrained(str(path))
+    config.enable_audio_output = False  # the speech talker and token2wav are never built nor loaded
+    full = Qwen2_5OmniForConditionalGeneration.from_pretrained(str(path), config=config, dtype=torch_dtype)
+    return full.thinker
+
+
+def check_thinker_dir(path: str | Path) -> dict[str, Any]:
+    """The config of a local Omni thinker checkpoint, or ConfigError saying what is wrong with ``path``.
+
+    Hub ids (``Qwen/Qwen2.5-Omni-7B``) are accepted as they are: they can only be checked by downloading.
+    """
+    import json
+
+    p = Path(path)
+    if not p.exists():
+        if _looks_like_hub_id(str(path)):
+            return {}
+        raise ConfigError(f"model path {path} does not exist")
+    config_file = p / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"model path {path} has no config.json: not a Hugging Face checkpoint")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{config_file}: unreadable config: {exc}") from exc
+    model_type = config.get("model_type")
+    if model_type not in OMNI_MODEL_TYPES:
+        raise ConfigError(
+            f"{config_file}: model_type {model_type!r} is not a Qwen2.5-Omni thinker (expected one of {OMNI_MODEL_TYPES})"
+        )
+    if not any((p / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        raise ConfigError(f"model path {path} has no tokenizer files: save the processor next to the weights")
+    return config
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def clip_media(
+    video_path: str | Path,
+    fps: float = 2.0,
+    max_frames: int | None = 16,
+    size: tuple[int, int] | None = None,
+    with_audio: bool = True,
+) -> ClipMedia:
+    """Frames at ``fps`` (at most ``max_frames``, padded to an even count) and the 16 kHz audio of a clip.
+
+    Frame count parity matches LLaMA-Factory (it repeats the last frame): the temporal patch is 2 frames.
+    """
+    import numpy as np
+    from msa_core import media
+
+    frames = media.sample_frames(video_path, fps=fps, max_frames=max_frames, size=size)
+    if len(frames) == 0:
+        raise MediaError(f"{video_path}: no video frames decoded")
+    if len(frames) % 2:
+        frames = np.concatenate([frames, frames[-1:]], axis=0)
+    audio = media.load_audio(video_path, sr=AUDIO_SAMPLE_RATE) if with_audio else None
+    return ClipMedia(frames=frames, audio=audio, fps=float(fps))
+
+
+def drop_none_keys(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Remove None-valued keys from messages and content parts.
+
+    ``datasets`` fills missing part keys with None, and the Omni template tests ``'video' in content``: a
+    text part with ``video: None`` would render as a video placeholder.
+    """
+    clean = []
+    for message in messages:
+        msg = {k: v for k, v in message.items() if v is not None}
+        if isinstance(msg.get("content"), list):
+            msg["content"] = [{k: v for k, v in part.items() if v is not None} for part in msg["content"]]
+        clean.append(msg)
+    return clean
+
+
+def render_prompt(processor, prompt: Prompt, *, with_video: bool, assistant_prefix: str = "") -> str:
+    """The chat-template text: system + user (+ video placeholder), an open assistant turn, then the prefix."""
+    # With audio-in-video only the video part goes in; the processor interleaves its audio into the video turn.
+    messages = drop_none_keys(chat_messages(prompt, video="video" if with_video else None))
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return text + assistant_prefix
+
+
+def encode_prompt(
+    processor,
+    prompt: Prompt,
+    media: ClipMedia | None,
+    *,
+    assistant_prefix: str = "",
+    video_size: tuple[int, int] = DEFAULT_VIDEO_SIZE,
+) -> BatchFeature:
+    """Processor outputs of one prompt (batch of 1) with its clip's frames and audio-in-video.
+
+    ``assistant_prefix`` is appended after the generation prompt (the Hint-GRPO hint, or an SFT target).
+    Raises MediaError if the clip has audio but no audio tokens came out (a wrong audio-in-video switch).
+    """
+    text = render_prompt(processor, prompt, with_video=media is not None, assistant_prefix=assistant_prefix)
+    if media is None:
+        return processor(text=[text], return_tensors="pt")
+    kwargs: dict[str, Any] = {"videos": [media.frames]}
+    if media.audio is not None:
+        kwargs["audio"] = [media.audio]
+        kwargs.update(audio_in_video_kwargs(video_size, fps=media.fps))
+    else:
+        width, height = video_size
+        kwargs["videos_kwargs"] = {
+            "size": {"shortest_edge": min(MIN_PIXELS, width * height), "longest_edge": width * height},
+            "fps": media.fps,
+        }
+    batch = processor(text=[text], return_tensors="pt", **kwargs)
+    if media.audio is not None and count_tokens(processor, batch, "audio") == 0:
+        raise MediaError(
+            "the processor produced no audio tokens for a clip with audio (audio-in-video switch)"
+        )
+    return batch
+
+
+def encode_example(
+    processor,
+    prompt: Prompt,
+    media: ClipMedia | None,
+    answer: str,
+    *,
+    video_size: tuple[int, int] = DEFAULT_VIDEO_SIZE,
+) -> BatchFeature:
+    """A supervised example: prompt + ``answer`` + end of turn, with ``labels`` set on the answer tokens only."""
+    prompt_ids = encode_prompt(processor, prompt, media, video_size=video_size)["input_ids"]
+    end = "<|im_end|>"  # how the chat template closes an assistant turn
+    batch = encode_prompt(
+        processor, prompt, media, assistant_prefix=answer + end + "\n", video_size=video_size
+    )
+    n_prompt = prompt_ids.shape[1]
+    if not bool((batch["input_ids"][:, :n_prompt] == prompt_ids).all()):
+        raise ValueError("the answer changed the tokenization of the prompt; cannot place the labels")
+    # Like LLaMA-Factory's qwen templates, the targets are the answer, <|im_end|> and the newline after it.
+    labels = batch["input_ids"].clone()
+    labels[:, :n_prompt] = -100
+    batch["labels"] = labels
+    return batch
+
+
+def count_tokens(processor, batch, kind: str) -> int:
+    """How many ``kind`` ('audio', 'video', 'image') placeholder tokens the batch's input_ids hold."""
+    token = {"audio": processor.audio_token, "video": processor.video_token, "image": processor.image_token}[
+        kind
+    ]
+    token_id = processor.tokenizer.convert_tokens_to_ids(token)
+    return int((batch["input_ids"] == token_id).sum())
+
+
+def model_forward_kwargs(batch, *, use_audio_in_video: bool | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``model(...)`` and ``model.generate(...)`` from a processor batch.
+
+    The forward pass and generate both need ``use_audio_in_video=True`` when the audio is in the video, else the
+    TMRoPE position ids differ silently. Inferred from the batch (video + audio features) unless given.
+    """
+    kwargs = dict(batch)
+    if use_audio_in_video is None:
+        use_audio_in_video = "pixel_values_videos" in kwargs and "input_features" in kwargs
+    if use_audio_in_video:
+        kwargs["use_audio_in_video"] = True
+    return kwargs

@@ -1,0 +1,295 @@
+"""msa-rl sft: recipes, checks before LLaMA-Factory starts, the command, a real CPU run and the handoff."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from msa_core import ConfigError, DataError, DCOutput, Prompt, build_prompt, get_spec, read_mmsa
+from msa_rl import envs
+from msa_rl.cli import app
+from msa_rl.sft import (
+    LLAMAFACTORY_YAML,
+    METRICS_FILE,
+    SFTConfig,
+    load_sft_config,
+    parse_log_line,
+    prepare,
+    run,
+)
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).with_name("sft_env_probe.py")
+
+
+@pytest.fixture(scope="module")
+def lf_export(synthetic_sims_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cot-distill LLaMA-Factory export of the synthetic clips, answers rendered from the true labels."""
+    from cot_distill.export import export
+
+    spec = get_spec("sims")
+    gen = tmp_path_factory.mktemp("distill-out")
+    with (gen / "accepted.jsonl").open("w") as fh:
+        for clip in read_mmsa(synthetic_sims_dir, spec).clips:
+            polarity = spec.polarity_of(clip.label)
+            think = f"The transcript and the voice sound {polarity}, and the face agrees."
+            answer = DCOutput(polarity=polarity, think=think, score=clip.label).render()
+            row = dict(
+                video_id=clip.video_id,
+                clip_id=clip.clip_id,
+                dataset="sims",
+                split=clip.mode,
+                text=clip.text,
+                label=clip.label,
+                video_path=str(clip.video_path),
+                answer=answer,
+            )
+            fh.write(json.dumps(row) + "\n")
+    return export(gen, tmp_path_factory.mktemp("lf-export") / "export", formats=("llamafactory",)).out_dir
+
+
+def _demo(tiny_model_dir: Path, lf_export: Path, out: Path, *sets: str) -> SFTConfig:
+    overrides = [f"model={tiny_model_dir}", f"data={lf_export}", f"output_dir={out}", *sets]
+    return load_sft_config(ROOT / "configs/demo/sft.yaml", overrides)
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "configs/sft/qwen2.5-omni-7b-sims.yaml",
+        "configs/sft/qwen2.5-omni-7b-sims-lora.yaml",
+        "configs/demo/sft.yaml",
+    ],
+)
+def test_recipes_load(recipe: str) -> None:
+    config = load_sft_config(ROOT / recipe)
+    assert config.template == "qwen2_omni" and config.use_audio_in_video
+
+
+def test_paper_recipe_is_the_papers() -> None:
+    paper = load_sft_config(ROOT / "configs/sft/qwen2.5-omni-7b-sims.yaml")
+    assert paper.model == "Qwen/Qwen2.5-Omni-7B" and paper.finetuning_type == "full"
+    assert paper.learning_rate == 1e-5 and paper.precision == "bf16"
+    zero3 = json.loads((ROOT / paper.deepspeed).read_text())
+    assert zero3["zero_optimization"]["stage"] == 3
+    lora = load_sft_config(ROOT / "configs/sft/qwen2.5-omni-7b-sims-lora.yaml")
+    assert lora.finetuning_type == "lora" and lora.deepspeed is None and lora.model == paper.model
+
+
+def test_unknown_keys_and_overrides(tmp_path: Path) -> None:
+    config = load_sft_config(None, ["learning_rate=2e-5", "llamafactory.neftune_noise_alpha=5"])
+    assert config.learning_rate == 2e-5 and config.llamafactory == {"neftune_noise_alpha": 5}
+    with pytest.raises(ConfigError, match="learning_rat"):
+        load_sft_config(None, ["learning_rat=1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: x\nwarmup_steps: 3\n")
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        load_sft_config(bad)
+    with pytest.raises(
+        ConfigError, match="learning_rate"
+    ):  # a recipe key cannot be bypassed through the hatch
+        load_sft_config(None, ["llamafactory.learning_rate=1"])
+
+
+# ------------------------------------------------------------------------------- checks before LLaMA-Factory
+def test_bad_inputs_fail_before_llamafactory(tmp_path: Path, tiny_model_dir: Path, lf_export: Path) -> None:
+    with pytest.raises(DataError, match="export directory not found"):
+        prepare(_demo(tiny_model_dir, tmp_path / "none", tmp_path / "o1"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        prepare(_demo(tmp_path / "no-model", lf_export, tmp_path / "o2"))
+    not_omni = tmp_path / "llama"
+    not_omni.mkdir()
+    (not_omni / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(ConfigError, match=r"not a Qwen2\.5-Omni thinker"):
+        prepare(_demo(not_omni, lf_export, tmp_path / "o3"))
+    with pytest.raises(DataError, match=r"'nope' not in dataset_info\.json"):
+        prepare(_demo(tiny_model_dir, lf_export, tmp_path / "o4", "dataset=nope"))
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(lf_export), str(broken)], check=True)
+    wav = json.loads((broken / "msa_cot.json").read_text())[1]["audios"][0]
+    (broken / wav).unlink()
+    with pytest.raises(DataError, match=re.escape(f"missing audio file {wav}")):
+        prepare(_demo(tiny_model_dir, broken, tmp_path / "o5"))
+    assert not (tmp_path / "o5").exists()  # nothing written when a check fails
+
+
+def test_cli_errors_are_clean(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "sft",
+            "--config",
+            str(ROOT / "configs/demo/sft.yaml"),
+            "--set",
+            f"model={tiny_model_dir}",
+            "--set",
+            f"data={tmp_path}/missing",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "export directory not found" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["sft", "--set", "epochs=3"])
+    assert result.exit_code == 1 and "unknown key 'epochs'" in result.output
+
+
+def test_print_command_writes_the_yaml(
+    tmp_path: Path, tiny_model_dir: Path, lf_export: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("VIRTUAL_ENV", str(ROOT / ".venv"))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        [
+            "sft",
+            "--config",
+            str(ROOT / "configs/demo/sft.yaml"),
+            "--set",
+            f"model={tiny_model_dir}",
+            "--set",
+            f"data={lf_export}",
+            "--set",
+            f"output_dir={out}",
+            "--print-command",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    sft_env = ROOT / ".venvs" / "sft"
+    assert f"env -u VIRTUAL_ENV UV_PROJECT_ENVIRONMENT={sft_env}" in line
+    assert "uv run --frozen --package msa-rl --extra sft llamafactory-cli train" in line
+    lf = yaml.safe_load((out / LLAMAFACTORY_YAML).read_text())
+    assert lf["dataset_dir"] == str(lf_export.resolve()) == lf["media_dir"]
+    assert lf["model_name_or_path"] == str(tiny_model_dir.resolve())
+    assert lf["template"] == "qwen2_omni" and lf["use_audio_in_video"] is True and lf["use_cpu"] is True
+    assert lf["video_max_pixels"] == 3136 and lf["video_maxlen"] == 16
+    assert yaml.safe_load((out / "sft_config.yaml").read_text())["model"] == str(tiny_model_dir)
+    plan = prepare(_demo(tiny_model_dir, lf_export, out))
+    assert "VIRTUAL_ENV" not in plan.env and plan.env["UV_PROJECT_ENVIRONMENT"] == str(sft_env)
+
+
+def test_lora_plan_merges_into_output_dir(tmp_path: Path, tiny_model_dir: Path, lf_export: Path) -> None:
+    out = tmp_path / "lora"
+    plan = prepare(_demo(tiny_model_dir, lf_export, out, "finetuning_type=lora", "freeze_vision_tower=true"))
+    train = yaml.safe_load(plan.llamafactory_yaml.read_text())
+    merge = yaml.safe_load((out / "llamafactory_merge.yaml").read_text())
+    assert train["finetuning_type"] == "lora" and train["output_dir"] == str(out.resolve() / "lora-adapter")
+    assert merge["adapter_name_or_path"] == train["output_dir"] and merge["export_dir"] == str(out.resolve())
+    assert [c[-2] for c in plan.commands] == ["train", "export"] and plan.shell().count(
+        "UV_PROJECT_ENVIRONMENT"
+    ) == 2
+
+
+def test_parse_log_line() -> None:
+    line = "50%|#| 2/4 [00:02<00:02] {'loss': '7.029', 'grad_norm': '2.18', 'learning_rate': '0.001', 'epoch': '1'}"
+    assert parse_log_line(line) == [{"loss": 7.029, "grad_norm": 2.18, "learning_rate": 0.001, "epoch": 1.0}]
+    assert parse_log_line("[INFO] Saving model checkpoint") == []
+
+
+def test_workspace_root_and_env_commands(tmp_path: Path, monkeypatch) -> None:
+    assert envs.workspace_root() == ROOT
+    assert envs.workspace_root(tmp_path) == ROOT  # falls back to this checkout (editable install)
+    env = envs.sft_child_env(Path("rel/sft"), {"VIRTUAL_ENV": "/x", "PATH": "/bin"})
+    assert "VIRTUAL_ENV" not in env and Path(env["UV_PROJECT_ENVIRONMENT"]).is_absolute()
+    assert envs.sync_command()[1:] == ["sync", "--locked", "--package", "msa-rl", "--extra", "sft"]
+    monkeypatch.setenv(envs.ROOT_ENV_VAR, str(tmp_path))
+    with pytest.raises(ConfigError, match="not the msa-thinker workspace root"):
+        envs.workspace_root()
+
+
+# ------------------------------------------------------------------ a real LLaMA-Factory run and the handoff
+@pytest.fixture(scope="module")
+def sft_run(tiny_model_dir: Path, lf_export: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("sft") / "run"
+    # 3 steps on the same 3-example batch: the loss must fall step after step.
+    config = _demo(
+        tiny_model_dir,
+        lf_export,
+        out,
+        "max_steps=3",
+        "per_device_train_batch_size=3",
+        "learning_rate=1e-3",
+        "lr_scheduler_type=constant",
+        "warmup_ratio=0",
+        "logging_steps=1",
+    )
+    lines: list[str] = []
+    result = run(prepare(config), echo=lines.append)
+    return result, lines
+
+
+@pytest.mark.slow
+def test_llamafactory_sft_loss_falls(sft_run) -> None:
+    result, lines = sft_run
+    assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
+    assert result.losses[0] > result.losses[1] > result.losses[2]
+    metrics = [json.loads(x) for x in (result.output_dir / METRICS_FILE).read_text().splitlines()]
+    assert [m["loss"] for m in metrics] == result.losses
+    assert any("Running training" in x for x in lines)  # streamed, not swallowed
+    assert (result.output_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_handoff_same_loss_in_both_envs_and_same_tokens_as_llamafactory(
+    sft_run, lf_export: Path, tiny_model_dir: Path, synthetic_sims_dir: Path, tmp_path: Path
+) -> None:
+    """The SFT checkpoint loads in the default env with the same processor, and gives the same loss as under
+    transformers 5.6; LLaMA-Factory's qwen2_omni rendering (system column) is token for token our chat template's."""
+    import torch
+    from msa_rl import omni
+    from transformers import AutoProcessor
+
+    result, _ = sft_run
+    model, processor = omni.load_thinker(result.output_dir)
+    model.eval()
+    base_processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    probe_text = "Visually the face is calm. <polarity>neutral</polarity>"
+    assert processor.tokenizer(probe_text).input_ids == base_processor.tokenizer(probe_text).input_ids
+    assert processor.chat_template == base_processor.chat_template
+
+    record = json.loads((lf_export / "msa_cot.json").read_text())[0]
+    prompt = Prompt(
+        system=record["system"], user=record["messages"][0]["content"].removeprefix("<video><audio>")
+    )
+    clip = read_mmsa(synthetic_sims_dir, "sims").by_id()[record["id"]]
+    assert prompt == build_prompt(clip.text, get_spec("sims"))  # the export carries msa-core's one prompt
+    batch = omni.encode_example(
+        processor, prompt, omni.clip_media(lf_export / record["videos"][0]), record["messages"][1]["content"]
+    )
+    with torch.no_grad():
+        loss_default = model(**omni.model_forward_kwargs(batch)).loss.item()
+    torch.save(dict(batch), tmp_path / "batch.pt")
+
+    env_path = envs.ensure_sft_env(quiet=True)
+    out = tmp_path / "probe.json"
+    proc = subprocess.run(
+        [
+            str(envs.sft_python(env_path)),
+            str(PROBE),
+            str(result.output_dir),
+            str(lf_export),
+            str(tmp_path / "batch.pt"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=envs.sft_child_env(env_path),
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probe = json.loads(out.read_text())
+    assert probe["transformers"].startswith("5.6")
+    assert abs(probe["handoff_loss"] - loss_default) < 1e-5
+    # LLaMA-Factory's own tokenization of the record == our encode_example (prompt, media tokens, answer, labels).
+    assert probe["lf"]["input_ids"] == batch["input_ids"][0].tolist()
+    assert probe["lf"]["labels"] == batch["labels"][0].tolist()
+    # msa_rl.omni under transformers 5.6: same tokens, audio-in-video effective, forward/backward/generate work.
+    assert probe["omni"]["input_ids"] == batch["input_ids"][0].tolist()
+    assert probe["omni"]["audio_tokens"] > 0 and probe["omni"]["video_tokens"] > 0
+    assert probe["omni"]["generated_new_tokens"] == 4 and probe["omni"]["vision_grad"] > 0

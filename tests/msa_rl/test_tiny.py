@@ -1,0 +1,70 @@
+"""The tiny offline Omni thinker: loads with from_pretrained, deterministic by seed, a compact vocabulary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from msa_core import DCOutput, build_prompt, get_spec
+from msa_rl.cli import app
+from msa_rl.tiny import DC_TAG_TOKENS, SPECIAL_TOKENS, build_tokenizer
+from typer.testing import CliRunner
+
+
+def test_loads_with_from_pretrained(tiny_model_dir: Path) -> None:
+    from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny_model_dir)
+    assert type(processor).__name__ == "Qwen2_5OmniProcessor"
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+    tok = processor.tokenizer
+    ids = [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS]
+    first = len(tok) - len(SPECIAL_TOKENS) - len(DC_TAG_TOKENS)
+    assert sorted(ids) == list(range(first, first + len(SPECIAL_TOKENS)))  # right after the BPE vocabulary
+    assert model.config.text_config.vocab_size >= len(tok)
+    assert model.config.video_token_id == tok.convert_tokens_to_ids("<|VIDEO|>")
+    assert model.config.audio_token_id == tok.convert_tokens_to_ids("<|AUDIO|>")
+    assert tok.eos_token == "<|im_end|>" == tok.decode([model.generation_config.eos_token_id])
+    # The saved video processor keeps frames small (56x56 max), which LLaMA-Factory's loading uses as is.
+    assert (
+        json.loads((tiny_model_dir / "processor_config.json").read_text())["video_processor"]["size"][
+            "longest_edge"
+        ]
+        == 56 * 56
+    )
+
+
+def test_vocabulary_covers_prompt_and_dc_answers() -> None:
+    tok = build_tokenizer()
+    spec = get_spec("sims")
+    prompt = build_prompt("Honestly, the concert felt absolutely delightful.", spec)
+    answer = DCOutput(
+        polarity="positive", think="The voice sounds cheerful and the face smiles.", score=0.62
+    ).render()
+    for text in (prompt.system, prompt.user, answer):
+        assert tok.decode(tok(text).input_ids) == text  # byte-level: lossless
+    # Word-level pieces (digits and punctuation are split by the Qwen2 pre-tokenizer, not by the vocabulary).
+    assert len(tok(prompt.user).input_ids) < 1.6 * len(prompt.user.split())
+    assert len(tok(answer).input_ids) <= 20
+    # Each DC tag is one ordinary token: the score's opening and closing tags cannot be confused.
+    pieces = tok.convert_ids_to_tokens(tok(answer).input_ids)
+    assert all(pieces.count(tag) == 1 for tag in DC_TAG_TOKENS)
+    assert not any(tok.convert_tokens_to_ids(tag) in tok.all_special_ids for tag in DC_TAG_TOKENS)
+    assert len(tok(prompt.system).input_ids) <= len(prompt.system.split()) + 10
+
+
+def test_cli_is_deterministic_by_seed(tmp_path: Path, tiny_model_dir: Path) -> None:
+    runner = CliRunner()
+    for name, seed in (("a", 0), ("b", 1)):
+        result = runner.invoke(app, ["tiny-model", str(tmp_path / name), "--seed", str(seed)])
+        assert result.exit_code == 0, result.output
+    same = (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        tiny_model_dir / "model.safetensors"
+    ).read_bytes()
+    assert same, "seed 0 built twice gave different weights"
+    assert (tmp_path / "b" / "model.safetensors").read_bytes() != (
+        tmp_path / "a" / "model.safetensors"
+    ).read_bytes()
+    # The tokenizer does not depend on the seed: every tiny model shares one processor.
+    assert (tmp_path / "b" / "tokenizer.json").read_text() == (tiny_model_dir / "tokenizer.json").read_text()
