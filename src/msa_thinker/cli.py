@@ -1,7 +1,9 @@
 """The umbrella CLI: `msa-thinker demo`, `msa-thinker make-data`, and the stage CLIs as sub-commands."""
 
-import typer
+from pathlib import Path
+from typing import Annotated
 
+import typer
 from cot_distill.cli import app as distill_app
 from msa_eval.cli import app as eval_app
 from msa_rl.cli import app as rl_app
@@ -13,9 +15,143 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(distill_app, name="distill", help="cot-distill: teacher CoT distillation (same as `cot-distill`).")
+app.add_typer(
+    distill_app, name="distill", help="cot-distill: teacher CoT distillation (same as `cot-distill`)."
+)
 app.add_typer(rl_app, name="rl", help="msa-rl: SFT and Hint-GRPO training (same as `msa-rl`).")
 app.add_typer(eval_app, name="eval", help="msa-eval: predict, score, report (same as `msa-eval`).")
+
+
+@app.command("make-data")
+def make_data(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Directory to write: label.csv + Raw/<video_id>/<clip_id>.mp4.")
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="Dataset whose label scale and id style to imitate: sims, simsv2, mosi, mosei or a spec "
+            "YAML path."
+        ),
+    ] = "sims",
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of clips to write.")] = 60,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed writes the same labels and media.")
+    ] = 0,
+    hard_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of hard clips whose transcript disagrees with voice and face."
+        ),
+    ] = 0.2,
+) -> None:
+    """Write a synthetic MMSA-layout dataset (H.264 + AAC mp4s) whose sentiment all three modalities carry."""
+    from collections import Counter
+
+    from msa_core import POLARITIES, MSAError, get_spec, polarity_of, read_mmsa
+    from msa_core.synthetic import make_dataset
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    console = Console()
+    try:
+        spec = get_spec(dataset)
+        columns = (TextColumn("clips"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("clips", total=n)
+            make_dataset(
+                out_dir,
+                spec,
+                n=n,
+                seed=seed,
+                hard_fraction=hard_fraction,
+                progress=lambda done, _total: bar.update(task, completed=done),
+            )
+        data = read_mmsa(out_dir, spec, missing="fail")
+    except MSAError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    counts = Counter((c.mode, polarity_of(c.label, spec)) for c in data)
+    hard = sum(
+        1
+        for c in data
+        if c.label_T is not None and polarity_of(c.label_T, spec) != polarity_of(c.label, spec)
+    )
+    table = Table(title=f"{spec.title} synthetic: {len(data)} clips, {hard} hard")
+    table.add_column("split")
+    for polarity in POLARITIES:
+        table.add_column(polarity, justify="right")
+    table.add_column("total", justify="right")
+    for mode in ("train", "valid", "test"):
+        row = [counts[(mode, p)] for p in POLARITIES]
+        table.add_row(mode, *map(str, row), str(sum(row)))
+    console.print(table)
+    console.print(f"wrote {data.root}", highlight=False, soft_wrap=True)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for every stage's output, logs and the report.")
+    ] = Path("runs/demo"),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete --out first and run every stage again.")
+    ] = False,
+) -> None:
+    """The whole pipeline on CPU in minutes: synthetic clips, stand-in teacher, distil, SFT, Hint-GRPO, report."""
+    import sys
+
+    from msa_core import MSAError
+    from rich.console import Console
+
+    from msa_thinker.demo import StageFailed, run_demo, tail
+
+    console = Console(file=sys.stdout)
+    try:
+        result = run_demo(out, fresh=fresh, console=console)
+    except StageFailed as exc:
+        console.print(
+            f"[red]stage {exc.stage!r} failed[/]; its log is {exc.log_path}. Last lines:", highlight=False
+        )
+        console.print(tail(exc.log_path), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    except MSAError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"\ndemo finished in {result.wall_s:.0f} s ({len(result.skipped)} stage(s) already done)")
+    console.print(f"report:       {result.report}", highlight=False, soft_wrap=True)
+    console.print(f"plots:        {result.report.parent / 'plots'}", highlight=False, soft_wrap=True)
+    console.print(f"reward plots: {result.report.parent / 'training'}", highlight=False, soft_wrap=True)
+
+
+@app.command("paper")
+def paper(
+    tables: Annotated[
+        list[Path], typer.Argument(help="Table files, e.g. configs/paper/table1.yaml (several: merged).")
+    ],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change a pipeline variable, e.g. --set sims=/data/CH-SIMS."),
+    ] = None,
+    run: Annotated[
+        bool, typer.Option("--run", help="Run the commands in order instead of printing them.")
+    ] = False,
+) -> None:
+    """The commands reproducing paper tables I-V on real data and GPUs (distil, SFT, GRPO, predict, report)."""
+    from msa_core import MSAError
+
+    from msa_thinker.paper import execute, plan, render
+
+    try:
+        server, steps = plan(list(tables), set_ or [])
+        if run:
+            execute(steps, echo=typer.echo)
+        else:
+            typer.echo(render(server, steps), nl=False)
+    except MSAError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""`msa-eval predict`: greedy DC answers for one or more test sets, one ``<dataset>.jsonl`` each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from msa_eval.app import app
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[
+        str,
+        typer.Option("--model", help="Thinker checkpoint (SFT or GRPO output), or a hub id for zero-shot."),
+    ],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data", help="MMSA dataset root (label.csv + Raw/). Repeat, paired in order with --dataset."
+        ),
+    ],
+    dataset: Annotated[
+        list[str],
+        typer.Option(
+            "--dataset", help="Dataset name (sims, simsv2, mosi, mosei) or spec YAML, one per --data."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run directory; gets <dataset>.jsonl per dataset.")],
+    split: Annotated[str, typer.Option(help="Split to predict: train, valid or test.")] = "test",
+    backend: Annotated[
+        str, typer.Option(help="hf (transformers generate; CPU or GPU) or vllm (GPU only).")
+    ] = "hf",
+    batch_size: Annotated[int, typer.Option(help="Clips per generate call (left-padded batch).")] = 8,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Longest answer in tokens (a DC answer is ~30-300).")
+    ] = 256,
+    limit: Annotated[int | None, typer.Option(help="Predict only the first N clips of each split.")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(help="Frames per second sampled from each video. Default: as the model was trained."),
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option(help="Most frames per video. Default: as the model was trained (else 16).")
+    ] = None,
+    video_size: Annotated[
+        str | None,
+        typer.Option(
+            help="Frame pixel budget WxH, e.g. 256x256. Default: as the model was trained (else 56x56)."
+        ),
+    ] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(help="Model dtype: auto (bfloat16 on a GPU, float32 on a CPU), float32 or bfloat16."),
+    ] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (hf backend).")] = "auto",
+    on_media_error: Annotated[
+        str, typer.Option(help="fail: stop at an unreadable video; skip: leave the clip out and count it.")
+    ] = "fail",
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Delete existing <dataset>.jsonl files first instead of resuming."),
+    ] = False,
+) -> None:
+    """Predict with greedy decoding; resumable (ids already in <dataset>.jsonl are skipped).
+
+    The paper's cross-dataset matrix is one call:
+    --data data/sims --dataset sims --data data/simsv2 --dataset simsv2 --data data/mosi --dataset mosi ...
+    """
+    from msa_core import MSAError
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from msa_eval.predict import predict
+
+    err = Console(stderr=True)
+    if len(data) != len(dataset):
+        err.print(
+            f"[red]error:[/] give one --dataset per --data ({len(data)} --data, {len(dataset)} --dataset)"
+        )
+        raise typer.Exit(2)
+    size = None
+    if video_size is not None:
+        try:
+            w, h = (int(x) for x in video_size.lower().split("x"))
+            size = (w, h)
+        except ValueError:
+            err.print(f"[red]error:[/] --video-size must look like 56x56, got {video_size!r}")
+            raise typer.Exit(2) from None
+    if backend not in ("hf", "vllm") or on_media_error not in ("fail", "skip"):
+        err.print("[red]error:[/] --backend is hf or vllm; --on-media-error is fail or skip")
+        raise typer.Exit(2)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def hook(name: str, advance: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"predict {name}", total=total)
+            bar.advance(tasks[name], advance)
+
+        try:
+            summaries = predict(
+                model,
+                list(zip(data, dataset, strict=True)),
+                out,
+                backend=backend,  # type: ignore[arg-type]
+                split=split,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                limit=limit,
+                overwrite=overwrite,
+                progress=hook,
+                fps=fps,
+                max_frames=max_frames,
+                video_size=size,
+                dtype=dtype,
+                device=device,
+                on_media_error=on_media_error,
+            )
+        except MSAError as exc:
+            bar.stop()
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    for s in summaries:
+        extra = f", {len(s.media_errors)} unreadable video(s) skipped" if s.media_errors else ""
+        typer.echo(
+            f"{s.dataset}: {s.generated} predicted, {s.skipped} already done, "
+            f"{s.parse_failures} parse failure(s){extra} -> {s.path}"
+        )

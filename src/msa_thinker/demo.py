@@ -1,0 +1,544 @@
+"""`msa-thinker demo`: the whole MSA-Thinker pipeline on a CPU in a few minutes, with stand-ins for the big parts.
+
+Synthetic SIMS-style clips stand in for CH-SIMS, a stand-in HTTP teacher for Qwen3-Omni-30B, and a tiny random
+Qwen2.5-Omni thinker for the 7B one; everything else is the real code path: cot-distill generate and export,
+LLaMA-Factory SFT (in its own environment), Hint-GRPO and plain GRPO on TRL, msa-eval predict and report.
+
+Each stage writes into its own folder under ``--out`` and, when it finishes, a marker ``.stages/<stage>.json``;
+a rerun skips every stage with a marker. A failing stage names itself and its log (``logs/<stage>.log``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from msa_core import ConfigError, MSAError
+from rich.markup import escape
+
+# Where the repository's configs live (an editable install: this file is src/msa_thinker/demo.py).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_SETS = ("sims", "simsv2", "mosi", "mosei")
+STAGE_DIR = ".stages"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is: sized to finish in a few minutes on 2 CPU cores."""
+
+    train_clips: int = 24
+    """Synthetic CH-SIMS training clips (distilled, then SFT and GRPO data)."""
+    test_clips: int = 12
+    """Clips in each of the four test sets."""
+    teacher_faults: str = "wrong_polarity=0.1,malformed=0.05,http429=0.03"
+    """Noise of the stand-in teacher, so the filters and retries have work to do."""
+    sft_overrides: tuple[str, ...] = ()
+    """Extra ``--set`` overrides for `msa-rl sft` (on top of configs/demo/sft.yaml)."""
+    grpo_overrides: tuple[str, ...] = ("max_completion_length=112", "max_steps=8")
+    """Extra ``--set`` overrides for both `msa-rl grpo` runs (on top of configs/demo/grpo.yaml): room for a whole
+    answer (~75-95 tokens here, else every completion is cut before <score> and every reward is 0), and enough
+    steps (one pass over its 16 clips) for a reward curve."""
+    max_new_tokens: int = 112
+    """Longest predicted answer (the stand-in teacher's answers are ~90 tokens of the tiny tokenizer)."""
+    predict_batch_size: int = 16
+    """Clips per generate call; batches mix the four small test sets."""
+    bootstrap: int = 200
+    """Bootstrap resamples in the report (few clips: a small number is plenty)."""
+    threads: int = 1
+    """CPU threads per torch process (OMP_NUM_THREADS, unless already set). The tiny model's ops are too small
+    to gain from a second thread, and on a busy machine OpenMP threads spin-waiting for a descheduled partner
+    slow every op down: measured 64 generated tokens in 0.3 s with 1 thread, 30 s with 2 (2 loaded cores)."""
+
+
+@dataclass
+class DemoPaths:
+    out: Path
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    def test_set(self, name: str) -> Path:
+        return self.data / name
+
+    @property
+    def distill(self) -> Path:
+        return self.out / "distill"
+
+    @property
+    def export(self) -> Path:
+        return self.out / "export"
+
+    @property
+    def models(self) -> Path:
+        return self.out / "models"
+
+    @property
+    def runs(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report"
+
+    @property
+    def logs(self) -> Path:
+        return self.out / "logs"
+
+    def marker(self, stage: str) -> Path:
+        return self.out / STAGE_DIR / f"{stage}.json"
+
+
+# The comparison rows of the report, in table order: the first two get the paired bootstrap test.
+RUNS = (
+    ("msa-thinker", "hint-grpo", "SFT + Hint-GRPO (the method)"),
+    ("grpo-no-hint", "grpo-no-hint", "SFT + plain GRPO (w/o Hint)"),
+    ("sft-only", "sft", "SFT only (cold start)"),
+)
+
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    outputs: list[Path]
+    run: Callable[[StageContext], str]
+    """Does the work; returns a one-line summary."""
+    resumable: bool = False
+    """Resumable stages keep a partial output (their own resume logic); the others start from a clean folder."""
+
+
+@dataclass
+class StageContext:
+    paths: DemoPaths
+    size: DemoSize
+    log: TextIO
+    log_path: Path
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, log_path: Path, message: str):
+        self.stage, self.log_path = stage, log_path
+        super().__init__(message)
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+def _config(name: str) -> Path:
+    path = REPO_ROOT / "configs" / "demo" / name
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run the demo from a checkout of the msa-thinker repository")
+    return path
+
+
+def _cli(name: str) -> list[str]:
+    """A package's console script from this environment (next to the interpreter), whatever is on PATH."""
+    script = Path(sys.executable).parent / name
+    found = str(script) if script.is_file() else shutil.which(name)
+    if found is None:
+        raise ConfigError(
+            f"the `{name}` command is not installed in this environment (run `uv sync --locked`)"
+        )
+    return [found]
+
+
+@contextlib.contextmanager
+def standin_teacher(data: Path, dataset: str, faults: str, log: TextIO) -> Iterator[str]:
+    """The stand-in teacher in its own process on a free loopback port; yields its base URL."""
+    argv = [
+        *_cli("cot-distill"),
+        "stand-in-teacher",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data",
+        str(data),
+        "--dataset",
+        dataset,
+    ]
+    if faults:
+        argv += ["--faults", faults]
+    log.write(f"$ {' '.join(argv)}\n")
+    log.flush()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO_ROOT)
+    url: list[str] = []
+
+    def read_announcement() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if "listening on" in line and not url:
+                url.append(line.strip().rsplit(" ", 1)[-1])
+                return
+
+    reader = threading.Thread(target=read_announcement, daemon=True)
+    reader.start()
+    reader.join(60)
+    try:
+        if not url:
+            raise RuntimeError("the stand-in teacher did not announce its address within 60 s")
+        yield url[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------------ stages
+def stage_data(ctx: StageContext) -> str:
+    from msa_core.synthetic import make_dataset
+
+    size, p = ctx.size, ctx.paths
+    # CH-SIMS-style: a training split to distil and train on, plus its own test split.
+    n_sims = size.train_clips + size.test_clips
+    make_dataset(p.test_set("sims"), "sims", n=n_sims, seed=0, splits=(size.train_clips, 0, size.test_clips))
+    for seed, name in enumerate(TEST_SETS[1:], start=1):
+        make_dataset(p.test_set(name), name, n=size.test_clips, seed=seed, splits=(0, 0, 1))
+    return f"sims: {size.train_clips} train + {size.test_clips} test clips; simsv2, mosi, mosei: {size.test_clips} each"
+
+
+def stage_distill(ctx: StageContext) -> str:
+    from cot_distill.config import config_dir, load_config
+    from cot_distill.generate import generate
+
+    p = ctx.paths
+    recipe = _config("distill.yaml")
+    with standin_teacher(p.test_set("sims"), "sims", ctx.size.teacher_faults, ctx.log) as url:
+        # Only the training split: the sims test clips are evaluated later and must stay unseen.
+        cfg = load_config(
+            recipe,
+            overrides={
+                "data": str(p.test_set("sims")),
+                "dataset": "sims",
+                "split": "train",
+                "out": str(p.distill),
+                "base_urls": [url],
+                "progress": False,
+            },
+        )
+        result = generate(cfg, config_dir=config_dir(recipe), show_progress=False)
+    stats = result.stats
+    ctx.log.write(json.dumps(stats, indent=1, default=str) + "\n")
+    accepted = _count_lines(p.distill / "accepted.jsonl")
+    if accepted == 0:
+        raise RuntimeError(f"the teacher's answers were all rejected (see {p.distill / 'rejected.jsonl'})")
+    return f"{accepted} accepted answers, {result.requests} requests to the stand-in teacher"
+
+
+def stage_export(ctx: StageContext) -> str:
+    from cot_distill.export import export
+
+    result = export(ctx.paths.distill, ctx.paths.export, formats=("llamafactory",))
+    return f"LLaMA-Factory dataset: {sum(result.records.values())} records, {result.clips} clips"
+
+
+def stage_tiny(ctx: StageContext) -> str:
+    from msa_rl.tiny import build_tiny_omni
+
+    build_tiny_omni(ctx.paths.models / "tiny", seed=0)
+    return "tiny random Qwen2.5-Omni thinker + processor"
+
+
+def stage_sft(ctx: StageContext) -> str:
+    from msa_rl.sft import load_sft_config, prepare, run
+
+    p = ctx.paths
+    out = p.models / "sft"
+    overrides = [
+        f"model={p.models / 'tiny'}",
+        f"data={p.export}",
+        f"output_dir={out}",
+        *ctx.size.sft_overrides,
+    ]
+    # LLaMA-Factory runs in its own environment (.venvs/sft, created on first use); its output goes to the log.
+    result = run(prepare(load_sft_config(_config("sft.yaml"), overrides)), echo=ctx.log.write)
+    losses = f", loss {result.losses[0]:.2f} → {result.losses[-1]:.2f}" if result.losses else ""
+    return f"checkpoint models/sft{losses}"
+
+
+def _grpo(ctx: StageContext, name: str, hint: bool) -> str:
+    from msa_rl.grpo import run_grpo
+    from msa_rl.grpo_config import load_grpo_recipe
+
+    p = ctx.paths
+    out = p.models / name
+    overrides = [
+        f"model={p.models / 'sft'}",
+        f"data={p.export}",
+        "dataset=sims",
+        f"output_dir={out}",
+        f"hint={'true' if hint else 'false'}",
+        *ctx.size.grpo_overrides,
+    ]
+    run_grpo(load_grpo_recipe(_config("grpo.yaml"), overrides))
+    return f"checkpoint models/{name}{_last_reward(out)}"
+
+
+def _last_reward(out: Path) -> str:
+    metrics = out / "metrics.jsonl"
+    if not metrics.is_file():
+        return ""
+    rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip().startswith("{")]
+    rewards = [r["reward/total"] for r in rows if isinstance(r.get("reward/total"), int | float)]
+    return f", total reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+
+
+def stage_grpo_hint(ctx: StageContext) -> str:
+    return _grpo(ctx, "hint-grpo", hint=True)
+
+
+def stage_grpo_plain(ctx: StageContext) -> str:
+    return _grpo(ctx, "grpo-no-hint", hint=False)
+
+
+def stage_predict(ctx: StageContext) -> str:
+    from msa_eval.predict import predict
+
+    p, size = ctx.paths, ctx.size
+    pairs = [(p.test_set(name), name) for name in TEST_SETS]
+    done = failures = 0
+    for run, model, _ in RUNS:
+        summaries = predict(
+            p.models / model,
+            pairs,
+            p.runs / run,
+            batch_size=size.predict_batch_size,
+            max_new_tokens=size.max_new_tokens,
+        )
+        for s in summaries:
+            ctx.log.write(f"{run}/{s.dataset}: {s.generated} predicted, {s.skipped} already done\n")
+            done += s.total
+            failures += s.parse_failures
+    return f"{done} predictions ({len(RUNS)} models × {len(TEST_SETS)} test sets)"
+
+
+def stage_report(ctx: StageContext) -> str:
+    from msa_eval.report import write_report
+
+    p = ctx.paths
+    result = write_report(
+        [p.runs / run for run, _, _ in RUNS], p.report, train_domain="sims", n_boot=ctx.size.bootstrap
+    )
+    for w in result.warnings:
+        ctx.log.write(f"warning: {w}\n")
+    return "report/report.md, report/plots/"
+
+
+def stage_plot(ctx: StageContext) -> str:
+    p = ctx.paths
+    out = p.report / "training"
+    from msa_rl.plot import plot_runs
+
+    paths = plot_runs(
+        [p.models / "hint-grpo", p.models / "grpo-no-hint"],
+        out,
+        labels=["w/ Hint (Hint-GRPO)", "w/o Hint (plain GRPO)"],
+    )
+    return f"{len(paths)} reward plot(s) in report/training/"
+
+
+def stages(paths: DemoPaths) -> list[Stage]:
+    m = paths.models
+    return [
+        Stage("data", "synthetic clips (CH-SIMS-style train + 4 test sets)", [paths.data], stage_data),
+        Stage(
+            "distill",
+            "stand-in teacher + cot-distill generate",
+            [paths.distill],
+            stage_distill,
+            resumable=True,
+        ),
+        Stage("export", "cot-distill export (LLaMA-Factory)", [paths.export], stage_export),
+        Stage("tiny-model", "tiny Qwen2.5-Omni thinker", [m / "tiny"], stage_tiny),
+        Stage("sft", "cold-start SFT (LLaMA-Factory)", [m / "sft"], stage_sft),
+        Stage(
+            "hint-grpo", "Hint-GRPO from the SFT model", [m / "hint-grpo"], stage_grpo_hint, resumable=True
+        ),
+        Stage(
+            "grpo-no-hint",
+            "plain GRPO (w/o Hint) from the SFT model",
+            [m / "grpo-no-hint"],
+            stage_grpo_plain,
+            resumable=True,
+        ),
+        Stage(
+            "predict", "msa-eval predict: 3 models × 4 test sets", [paths.runs], stage_predict, resumable=True
+        ),
+        Stage("report", "msa-eval report (train domain: sims)", [paths.report], stage_report),
+        Stage("reward-plot", "msa-rl plot: reward curves", [paths.report / "training"], stage_plot),
+    ]
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.open() if line.strip()) if path.is_file() else 0
+
+
+# ------------------------------------------------------------------------------------------------------ driver
+@contextlib.contextmanager
+def _captured(log: TextIO) -> Iterator[None]:
+    """In-process stages print into their log, not over the demo's progress display."""
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _warnings_to(log):
+            yield
+    finally:
+        root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _warnings_to(log: TextIO) -> Iterator[None]:
+    import warnings
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        log.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    report: Path
+    timings: dict[str, float]
+    skipped: list[str]
+    wall_s: float
+
+
+def run_demo(
+    out: str | Path = "runs/demo",
+    *,
+    fresh: bool = False,
+    size: DemoSize | None = None,
+    console: Any = None,
+    until: str | None = None,
+) -> DemoResult:
+    """Run every stage not yet finished; raise StageFailed naming the stage and its log on a failure.
+
+    ``until`` stops after the named stage (for debugging a stage without running the rest).
+    """
+    from rich.console import Console
+
+    console = console or Console(file=sys.stdout)
+    size = size or DemoSize()
+    paths = DemoPaths(Path(out).resolve())
+    if fresh and paths.out.exists():
+        shutil.rmtree(paths.out)
+    (paths.out / STAGE_DIR).mkdir(parents=True, exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    # Offline and on the CPU: nothing in the demo may reach a hub or probe for a GPU.
+    for key, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+        ("HF_DATASETS_OFFLINE", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("MPLBACKEND", "Agg"),
+        ("WANDB_DISABLED", "true"),
+    ):
+        os.environ.setdefault(key, value)
+    # Before torch is imported (here, in the stages and in the SFT child, which inherits the environment).
+    os.environ.setdefault("OMP_NUM_THREADS", str(size.threads))
+    if "torch" in sys.modules:  # imported already (e.g. by a test): apply to this process too
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+    plan = stages(paths)
+    if until is not None:
+        names = [st.name for st in plan]
+        if until not in names:
+            raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(names)}")
+        plan = plan[: names.index(until) + 1]
+    timings: dict[str, float] = {}
+    skipped: list[str] = []
+    started = time.perf_counter()
+    for index, stage in enumerate(plan, start=1):
+        tag = f"[{index}/{len(plan)}] {stage.name}"
+        marker = paths.marker(stage.name)
+        if marker.is_file():
+            prev = json.loads(marker.read_text())
+            skipped.append(stage.name)
+            console.print(
+                f"[green]✓[/] {tag}: done earlier ({prev.get('seconds', 0):.1f} s) — {escape(prev.get('summary', ''))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            continue
+        if not stage.resumable:
+            for output in stage.outputs:
+                if output.exists():
+                    shutil.rmtree(output)
+        log_path = paths.logs / f"{stage.name}.log"
+        t0 = time.perf_counter()
+        with log_path.open("a", encoding="utf-8") as log:
+            ctx = StageContext(paths, size, log, log_path)
+            try:
+                with console.status(f"{tag}: {stage.title} …"), _captured(log):
+                    summary = stage.run(ctx)
+            except (Exception, KeyboardInterrupt) as exc:
+                log.write(traceback.format_exc())
+                seconds = time.perf_counter() - t0
+                message = (
+                    str(exc) if isinstance(exc, MSAError | RuntimeError) else f"{type(exc).__name__}: {exc}"
+                )
+                console.print(
+                    f"[red]✗[/] {tag} failed after {seconds:.1f} s: {escape(message)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise StageFailed(stage.name, log_path, message) from exc
+        seconds = time.perf_counter() - t0
+        timings[stage.name] = seconds
+        marker.write_text(
+            json.dumps(
+                {
+                    "seconds": round(seconds, 2),
+                    "summary": summary,
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            )
+            + "\n"
+        )
+        console.print(
+            f"[green]✓[/] {tag}: {escape(summary)} ({seconds:.1f} s)", highlight=False, soft_wrap=True
+        )
+    wall = time.perf_counter() - started
+    (paths.out / "demo.json").write_text(
+        json.dumps(
+            {"wall_s": round(wall, 2), "timings_s": timings, "skipped": skipped, "size": asdict(size)},
+            indent=1,
+        )
+        + "\n"
+    )
+    return DemoResult(paths.out, paths.report / "report.md", timings, skipped, wall)
+
+
+def tail(path: Path, n: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
