@@ -1,0 +1,282 @@
+"""`msa-rl grpo` as a function: read the training clips, encode them with their media, build and run the trainer.
+
+Training clips come from an MMSA directory (``label.csv`` + ``Raw/``, prompt built by msa-core) or from a cot-distill
+export (the prompt the SFT stage saw, with the true score). Each clip is decoded and encoded by ``msa_rl.omni``
+(frames + audio-in-video), the same path prediction uses, so RL, SFT and evaluation see the same tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from msa_core import ConfigError, DataError, DCOutput, DCParseError, Prompt, build_prompt, get_spec, read_mmsa
+
+from msa_rl.grpo_config import GRPORecipe, resolve_dtype, to_trl_args, write_resolved
+
+EXPORT_MARKERS = ("export.json", "dataset_info.json")
+_MEDIA_TAGS = ("<video>", "<audio>")
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+def training_row(
+    clip_id: str, video: str | Path, prompt: Prompt, label: float, dataset: str
+) -> dict[str, Any]:
+    """One dataset row: TRL's conversational ``prompt`` (text only; media are attached per row by the trainer)."""
+    return {
+        "id": clip_id,
+        "prompt": [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+        "video": str(video),
+        "label": float(label),
+        "dataset": dataset,
+    }
+
+
+def read_training_rows(recipe: GRPORecipe) -> list[dict[str, Any]]:
+    """The clips of ``recipe.data`` (MMSA directory or cot-distill export) as training rows."""
+    root = Path(recipe.data)
+    if not root.is_dir():
+        raise DataError("training data directory not found", file=root)
+    fmt = recipe.data_format
+    if fmt == "auto":
+        fmt = "export" if any((root / m).is_file() for m in EXPORT_MARKERS) else "mmsa"
+    rows = read_export(root, recipe.split, recipe.dataset) if fmt == "export" else read_mmsa_rows(recipe)
+    if recipe.limit is not None:
+        rows = rows[: recipe.limit]
+    if not rows:
+        raise DataError(f"no {recipe.split} clips found", file=root)
+    return rows
+
+
+def read_mmsa_rows(recipe: GRPORecipe) -> list[dict[str, Any]]:
+    data = read_mmsa(recipe.data, recipe.dataset, split=recipe.split)
+    spec = data.spec
+    return [
+        training_row(c.id, c.video_path, build_prompt(c.text, spec), c.label, spec.name) for c in data.clips
+    ]
+
+
+def read_export(root: Path, split: str, dataset: str) -> list[dict[str, Any]]:
+    """Rows of a cot-distill export: its HF parquet copy when present (full schema), else the LLaMA-Factory JSON
+    (label = the score of the accepted answer, which export sets to the true score)."""
+    manifest_path = root / "export.json"
+    manifest = _read_json(manifest_path) if manifest_path.is_file() else {}
+    parquet = (manifest.get("hf") or {}).get(split) or (
+        f"data/{split}.parquet" if (root / "data" / f"{split}.parquet").is_file() else None
+    )
+    if parquet:
+        return _rows_from_parquet(root, root / parquet, dataset)
+    return _rows_from_llamafactory(root, manifest, split, dataset)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read JSON: {exc}", file=path) from None
+
+
+def _user_text(content: str) -> str:
+    """The prompt text of an exported user turn: LLaMA-Factory's media placeholders come first; drop them."""
+    text = content
+    while text.startswith(_MEDIA_TAGS):
+        text = text[len(next(t for t in _MEDIA_TAGS if text.startswith(t))) :]
+    return text
+
+
+def _media_path(root: Path, rel: str, file: Path, line: int) -> Path:
+    path = (root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
+    if not path.is_file():
+        raise DataError(f"video {rel!r} not found under the export", file=file, line=line, column="videos")
+    return path
+
+
+def _rows_from_parquet(root: Path, path: Path, dataset: str) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataError("parquet file listed in export.json is missing", file=path)
+    rows = []
+    for n, rec in enumerate(pq.read_table(path).to_pylist(), start=1):
+        spec = get_spec(rec.get("dataset") or dataset)
+        label = rec.get("label")
+        if label is None or not math.isfinite(float(label)):
+            raise DataError("label missing or not finite", file=path, line=n, column="label")
+        prompt = Prompt(system=rec["system"], user=_user_text(rec["messages"][0]["content"]))
+        video = _media_path(root, rec["videos"][0], path, n)
+        rows.append(training_row(rec["id"], video, prompt, float(label), spec.name))
+    return rows
+
+
+def _rows_from_llamafactory(
+    root: Path, manifest: dict[str, Any], split: str, dataset: str
+) -> list[dict[str, Any]]:
+    info_path = root / "dataset_info.json"
+    if not info_path.is_file():
+        raise DataError(
+            "not a cot-distill export (no export.json parquet and no dataset_info.json)", file=root
+        )
+    info = _read_json(info_path)
+    entry = (manifest.get("llamafactory") or {}).get(split)
+    if entry is not None:
+        file_name = entry["file"]
+    elif len(info) == 1:
+        file_name = next(iter(info.values()))["file_name"]
+    else:
+        raise DataError(f"cannot tell which dataset_info.json entry is the {split} split", file=info_path)
+    names = manifest.get("datasets") or []
+    spec = get_spec(names[0] if len(names) == 1 else dataset)
+    path = root / file_name
+    records = _read_json(path)
+    rows = []
+    for n, rec in enumerate(records, start=1):
+        user = next(m["content"] for m in rec["messages"] if m["role"] == "user")
+        answer = next(m["content"] for m in rec["messages"] if m["role"] == "assistant")
+        try:
+            label = DCOutput.parse_strict(answer, spec).score
+        except DCParseError as exc:
+            raise DataError(
+                f"assistant answer is not a strict DC answer ({exc})", file=path, line=n
+            ) from None
+        prompt = Prompt(system=rec.get("system") or "", user=_user_text(user))
+        rows.append(
+            training_row(
+                rec.get("id") or f"row{n}",
+                _media_path(root, rec["videos"][0], path, n),
+                prompt,
+                label,
+                spec.name,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------- media
+class ClipEncoder:
+    """Row -> EncodedPrompt (prompt ids + per-row processor outputs), through ``msa_rl.omni``; LRU-cached per clip
+    and prompt, since a clip's G rows and later epochs ask again."""
+
+    def __init__(
+        self, processor, *, fps: float = 2.0, max_frames: int = 16, video_size=(56, 56), cache_size: int = 64
+    ):
+        self.processor = processor
+        self.fps, self.max_frames, self.video_size = fps, max_frames, tuple(video_size)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+
+    def __call__(self, row: dict[str, Any]):
+        import torch
+
+        from msa_rl.grpo_trainer import EncodedPrompt
+        from msa_rl.omni import clip_media, encode_prompt, render_prompt
+
+        messages = row["prompt"]
+        prompt = Prompt(system=messages[0]["content"], user=messages[-1]["content"])
+        key = json.dumps([row["video"], prompt.system, prompt.user])
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        media = clip_media(row["video"], fps=self.fps, max_frames=self.max_frames)
+        batch = encode_prompt(self.processor, prompt, media, video_size=self.video_size)
+        mm = {}
+        for name, value in batch.items():
+            if name in ("input_ids", "attention_mask"):
+                continue
+            mm[name] = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        enc = EncodedPrompt(
+            prompt_ids=batch["input_ids"][0].tolist(),
+            mm=mm,
+            text=render_prompt(self.processor, prompt, with_video=True),
+            media=media,
+        )
+        self._cache[key] = enc
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return enc
+
+
+# -------------------------------------------------------------------------------------------------------- trainer
+def resolve_resume(recipe: GRPORecipe) -> str | None:
+    """The checkpoint to continue from (``resume``: auto, always, never, or a path), or None for a fresh run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(recipe.output_dir)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if recipe.resume == "never":
+        return None
+    if recipe.resume == "auto":
+        return last
+    if recipe.resume == "always":
+        if last is None:
+            raise ConfigError(f"--resume: no checkpoint-* directory in {out}")
+        return last
+    path = Path(recipe.resume)
+    if not (path / "trainer_state.json").is_file():
+        raise ConfigError(f"resume: {path} is not a checkpoint directory (no trainer_state.json)")
+    return str(path)
+
+
+def build_trainer(
+    recipe: GRPORecipe,
+    *,
+    rows: list[dict[str, Any]] | None = None,
+    trainer_cls: type | None = None,
+    callbacks: list | None = None,
+    **trl_overrides: Any,
+):
+    """The HintGRPOTrainer of a recipe (model loaded after the TRL args, so DeepSpeed ZeRO-3 init applies)."""
+    from datasets import Dataset
+
+    from msa_rl.grpo_trainer import HintGRPOTrainer, HintSettings
+    from msa_rl.omni import load_thinker
+    from msa_rl.rewards import REWARD_FUNCS
+
+    recipe.require_inputs()
+    rows = rows if rows is not None else read_training_rows(recipe)
+    args = to_trl_args(recipe, **trl_overrides)
+    model, processor = load_thinker(recipe.model, dtype=resolve_dtype(recipe))
+    encoder = ClipEncoder(
+        processor, fps=recipe.fps, max_frames=recipe.max_frames, video_size=recipe.video_size
+    )
+    factory = None
+    if recipe.use_vllm:
+        from msa_rl.grpo_vllm import vllm_rollout_factory
+
+        factory = vllm_rollout_factory(recipe)
+    cls = trainer_cls or HintGRPOTrainer
+    return cls(
+        model=model,
+        reward_funcs=list(REWARD_FUNCS),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=processor,
+        row_encoder=encoder,
+        hint_settings=HintSettings(
+            hint=recipe.hint,
+            drop_hard=recipe.drop_hard,
+            hard_rule=recipe.hard_rule,
+            hard_threshold=recipe.hard_threshold,
+        ),
+        vllm_rollout_factory=factory,
+        callbacks=callbacks,
+    )
+
+
+def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrides: Any) -> Path:
+    """Train, resuming when asked or when checkpoints exist; the final model + processor land in output_dir."""
+    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+
+    recipe.require_inputs()
+    rows = read_training_rows(recipe)  # bad data fails here, before anything is written
+    out = Path(recipe.output_dir)
+    checkpoint = resolve_resume(recipe)
+    write_resolved(recipe, out)
+    trainer = build_trainer(recipe, rows=rows, callbacks=callbacks, **trl_overrides)
+    if checkpoint is None and trainer.accelerator.is_main_process:
+        truncate_metrics(out / METRICS_FILE, 0)  # a fresh run starts its curve afresh
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(out))
+    return out

@@ -1,0 +1,347 @@
+"""The Hint-GRPO recipe: a pydantic model loaded from YAML with ``--set a.b=c`` overrides.
+
+Every field has a default and a description; an unknown key (in the file or in an override) is a ConfigError that
+names it. ``to_trl_args`` turns a recipe into TRL's ``GRPOConfig`` (imported lazily: the CLI imports this module).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from msa_core import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+RESOLVED_CONFIG_FILE = "grpo_config.yaml"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RewardWeights(BaseModel):
+    """λ1..λ3 of eq. 2 (paper: all 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: float = Field(1.0, description="λ1, weight of the format reward (strict DC answer).")
+    polarity: float = Field(1.0, description="λ2, weight of the polarity reward (exact class).")
+    score: float = Field(1.0, description="λ3, weight of the score reward (1 - |s - s*| / range).")
+
+    @field_validator("format", "polarity", "score")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v) or v < 0:
+            raise ValueError("a reward weight must be finite and >= 0")
+        return v
+
+    def as_list(self) -> list[float]:
+        return [self.format, self.polarity, self.score]
+
+
+class GRPORecipe(BaseModel):
+    """Everything `msa-rl grpo` needs: model, data, Hint-GRPO switches, TRL optimisation settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # -- inputs and outputs
+    model: str = Field(
+        "", description="SFT checkpoint directory (a Qwen2.5-Omni thinker with its processor)."
+    )
+    data: str = Field(
+        "", description="Training clips: an MMSA directory (label.csv + Raw/) or a cot-distill export."
+    )
+    data_format: Literal["auto", "mmsa", "export"] = Field(
+        "auto", description="How to read `data`; auto: export.json or dataset_info.json marks an export."
+    )
+    dataset: str = Field("sims", description="DatasetSpec name or spec YAML (score range, polarity rule).")
+    split: Literal["train", "valid", "test"] = Field("train", description="Split of `data` to train on.")
+    limit: int | None = Field(None, ge=1, description="Use only the first N clips (None: all).")
+    output_dir: str = Field(
+        "runs/grpo", description="Checkpoints, metrics.jsonl and the resolved config go here."
+    )
+    # -- media (must match what the SFT stage saw)
+    fps: float = Field(2.0, gt=0, description="Frames per second sampled from each clip.")
+    max_frames: int = Field(16, ge=2, description="At most this many frames per clip.")
+    video_size: tuple[int, int] = Field(
+        (56, 56), description="Frame size (width, height) given to the processor."
+    )
+    # -- Hint-GRPO
+    hint: bool = Field(
+        True, description="Re-sample hard groups with the true <polarity> injected (false: plain GRPO)."
+    )
+    drop_hard: bool = Field(
+        False, description="Hard groups leave the batch (the paper's 'w/o Hard'); needs hint=false."
+    )
+    hard_rule: Literal["no_correct_polarity", "threshold"] = Field(
+        "no_correct_polarity",
+        description="Hard group: no completion got the polarity right, or every total reward < hard_threshold.",
+    )
+    hard_threshold: float = Field(2.0, description="Total-reward threshold of hard_rule=threshold.")
+    rewards: RewardWeights = Field(default_factory=RewardWeights, description="λ1..λ3 reward weights.")
+    # -- GRPO / optimisation (TRL GRPOConfig)
+    num_generations: int = Field(4, ge=2, description="G, completions per prompt.")
+    beta: float = Field(0.1, ge=0, description="KL coefficient against the reference (SFT) policy.")
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    lr_scheduler_type: str = Field("cosine", description="Learning-rate schedule (transformers name).")
+    warmup_steps: float = Field(
+        0, ge=0, description="Linear warm-up: a step count, or a ratio of all steps if < 1."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field(
+        "grpo", description="TRL loss aggregation ('grpo': per-sequence mean, as in the paper's eq. 6)."
+    )
+    epsilon: float = Field(0.2, gt=0, description="PPO clipping range.")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="Advantage std normalisation."
+    )
+    per_device_train_batch_size: int = Field(4, ge=1, description="Completions per device per micro-step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimiser step.")
+    num_train_epochs: float = Field(
+        1.0, gt=0, description="Epochs over the clips (ignored when max_steps > 0)."
+    )
+    max_steps: int = Field(-1, description="Optimiser steps (-1: from num_train_epochs).")
+    max_completion_length: int = Field(512, ge=1, description="Tokens sampled per completion.")
+    temperature: float = Field(
+        1.0, gt=0, description="Sampling temperature (the loss scales logits by it too)."
+    )
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    seed: int = Field(42, description="Seed of sampling, shuffling and initialisation.")
+    # -- infrastructure
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Weights and compute dtype; auto: bfloat16 on GPU, float32 on CPU (bf16 autocast on CPU "
+        "makes the loss path and generation disagree).",
+    )
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the loss forward.")
+    deepspeed: str | None = Field(
+        None,
+        description="DeepSpeed JSON (e.g. configs/deepspeed/zero3.json); run under "
+        "`accelerate launch` for several GPUs.",
+    )
+    use_vllm: bool = Field(
+        False, description="Roll out with vLLM (GPU only, `vllm` extra); false: HF generate."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1, description="GPU memory share of colocated vLLM."
+    )
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="Tensor parallel size of colocated vLLM.")
+    vllm_max_model_length: int | None = Field(None, description="vLLM context length (None: model default).")
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"], description="Trackers: none, tensorboard, wandb…"
+    )
+    logging_steps: int = Field(1, ge=1, description="Log (and append to metrics.jsonl) every N steps.")
+    save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resume picks up the last one).")
+    save_total_limit: int | None = Field(2, description="Keep at most N checkpoints (None: all).")
+    resume: str = Field(
+        "auto",
+        description="auto: continue from the last checkpoint in output_dir if any; always: require one; "
+        "never: start fresh; or a checkpoint directory.",
+    )
+    log_completions: bool = Field(False, description="Print and store sampled completions at each log step.")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("hard_threshold")
+    @classmethod
+    def _finite_threshold(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("hard_threshold must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> GRPORecipe:
+        if self.hint and self.drop_hard:
+            raise ValueError(
+                "hint and drop_hard exclude each other (w/o Hard drops hard groups instead of hinting): "
+                "set hint=false"
+            )
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if batch % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size x gradient_accumulation_steps ({batch}) must be a multiple "
+                f"of num_generations ({self.num_generations}) so groups stay whole"
+            )
+        if self.max_frames % 2:
+            raise ValueError("max_frames must be even (the temporal patch is 2 frames)")
+        return self
+
+    def require_inputs(self) -> None:
+        """The two paths every run needs, checked before anything heavy starts."""
+        if not self.model:
+            raise ConfigError(
+                "model is not set (the SFT checkpoint): add `--set model=DIR` or `model:` in the config"
+            )
+        if not self.data:
+            raise ConfigError(
+                "data is not set: add `--set data=DIR` (an MMSA directory or a cot-distill export)"
+            )
+
+
+# ----------------------------------------------------------------------------------------------- loading + overrides
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> nested dict; values are YAML scalars (``true``, ``1e-5``, ``[1, 2]``, ``null``)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE (KEY may be dotted, e.g. rewards.score=0.5)"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is already set to a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config must be a YAML mapping")
+    return data
+
+
+def validate(cls: type[M], data: dict[str, Any], source: str) -> M:
+    """``cls(**data)`` with pydantic errors turned into one ConfigError naming each key at fault."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "config"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key {key!r}")
+            else:
+                problems.append(f"{key}: {err['msg']}")
+        raise ConfigError(f"{source}: {'; '.join(problems)}") from None
+
+
+EXTENDS_KEY = "extends"
+
+
+def read_recipe_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file; ``extends: other.yaml`` (relative to the file) loads that recipe first and overlays this one,
+    so an ablation states only what it changes."""
+    p = Path(path).resolve()
+    if p in _seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself")
+    data = read_yaml(p)
+    base = data.pop(EXTENDS_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: `extends` must be a path to another recipe")
+    return deep_merge(read_recipe_yaml(p.parent / base, (*_seen, p)), data)
+
+
+def load_recipe(cls: type[M], path: str | Path | None, overrides: list[str] | None = None) -> M:
+    """A recipe from a YAML file (or the defaults) with ``--set`` overrides applied on top."""
+    data = read_recipe_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
+    return validate(cls, deep_merge(data, parse_overrides(overrides)), source)
+
+
+def load_grpo_recipe(path: str | Path | None, overrides: list[str] | None = None) -> GRPORecipe:
+    return load_recipe(GRPORecipe, path, overrides)
+
+
+def write_resolved(recipe: BaseModel, out_dir: str | Path, name: str = RESOLVED_CONFIG_FILE) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------- to TRL
+def resolve_dtype(recipe: GRPORecipe) -> str:
+    if recipe.dtype != "auto":
+        return recipe.dtype
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() else "float32"
+
+
+def to_trl_args(recipe: GRPORecipe, **extra: Any):
+    """TRL's GRPOConfig for this recipe (``extra`` overrides any GRPOConfig field, e.g. for tests)."""
+    from trl import GRPOConfig
+
+    bf16 = resolve_dtype(recipe) == "bfloat16"
+    kwargs: dict[str, Any] = dict(
+        output_dir=recipe.output_dir,
+        num_generations=recipe.num_generations,
+        beta=recipe.beta,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler_type,
+        warmup_steps=recipe.warmup_steps,
+        weight_decay=recipe.weight_decay,
+        max_grad_norm=recipe.max_grad_norm,
+        loss_type=recipe.loss_type,
+        epsilon=recipe.epsilon,
+        scale_rewards=recipe.scale_rewards,
+        per_device_train_batch_size=recipe.per_device_train_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        num_train_epochs=recipe.num_train_epochs,
+        max_steps=recipe.max_steps,
+        max_completion_length=recipe.max_completion_length,
+        temperature=recipe.temperature,
+        top_p=recipe.top_p,
+        seed=recipe.seed,
+        bf16=bf16,
+        fp16=False,
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        deepspeed=recipe.deepspeed,
+        use_vllm=False,  # our own vLLM rollout (msa_rl.grpo_vllm) replaces TRL's, which drops video and audio
+        reward_weights=recipe.rewards.as_list(),
+        report_to=recipe.report_to,
+        logging_steps=recipe.logging_steps,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit,
+        log_completions=recipe.log_completions,
+        remove_unused_columns=False,
+        disable_dropout=True,
+        # Media stay a list of per-row dicts: no worker processes pickling them, and no column pruning.
+        dataloader_num_workers=0,
+        use_cpu=not _cuda(),
+    )
+    kwargs.update(extra)
+    return GRPOConfig(**kwargs)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

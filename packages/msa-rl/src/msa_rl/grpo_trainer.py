@@ -1,0 +1,528 @@
+"""Hint-GRPO for the Qwen2.5-Omni thinker on TRL's GRPOTrainer (TRL pinned to 1.16; method names checked there).
+
+Why a subclass: TRL passes only *image* inputs to the model, so for Omni it would sample and train on bare
+``<|VIDEO|>``/``<|AUDIO|>`` placeholders, without the features and without ``use_audio_in_video`` (wrong TMRoPE
+positions), and raise nothing (design note, "Hint-GRPO on TRL"). Here:
+
+- ``_tokenize_prompts`` encodes each row once with its clip (``row_encoder``: video frames + audio-in-video), and the
+  per-row processor outputs travel as a *list of dicts* (``omni_mm``): TRL's shuffle/split permute lists in lockstep
+  with ``prompt_ids``, and flattened video patches could not be batch-split as tensors;
+- ``_generate_single_turn`` and ``_get_per_token_logps_and_entropies`` concatenate those rows in order and pass them
+  with ``use_audio_in_video=True`` to ``generate`` and to every log-prob forward (old, ref, loss), so sampling and
+  training see the same position ids;
+- the log-prob forward projects only the completion positions through the LM head (a pre-hook slices the hidden
+  states): the thinker has no ``logits_to_keep`` and TRL's fused head does not fit it;
+- ``_generate`` scores the first pass, marks hard groups, and re-samples only their rows with the true polarity
+  placed at the start of the answer (token level, after the generation prompt). The hint ids go to the prompt side
+  (context: no log-prob, no gradient, no KL); the reward scores hint + continuation;
+- ``drop_hard`` zeroes the loss mask and advantage of hard groups (they leave the batch) and rescales the
+  per-sequence mean so the kept rows weigh as if the batch held only them;
+- every multimodal special token is suppressed while sampling (TRL suppresses only the image token);
+- per-step metrics go to ``OUTPUT_DIR/metrics.jsonl`` and to ``report_to``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from msa_core import DCOutput, Polarity, get_spec
+from trl import GRPOTrainer
+from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
+
+from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES
+
+METRICS_FILE = "metrics.jsonl"
+# Logged every step (null in metrics.jsonl when a step has no value, e.g. hint_success with no hinted group).
+METRIC_KEYS = (
+    "reward/format",
+    "reward/polarity",
+    "reward/score",
+    "reward/total",
+    "reward/total_sampled",
+    "hard_fraction",
+    "hint_success",
+    "zero_std_fraction",
+    "zero_std_fraction_before",
+    "zero_std_fraction_after",
+    "kl",
+    "loss",
+    "completion_length",
+)
+MM_TOKEN_ATTRS = (
+    "image_token_id",
+    "video_token_id",
+    "audio_token_id",
+    "audio_start_token_id",
+    "audio_end_token_id",
+    "vision_start_token_id",
+    "vision_end_token_id",
+)
+# Whisper frames differ in length between clips: right-pad them to the longest before concatenating.
+_PAD_LAST = ("input_features", "feature_attention_mask")
+# Float inputs the towers read in the model's dtype (video_second_per_grid stays float32: it feeds position ids).
+_CAST_TO_MODEL_DTYPE = ("pixel_values_videos", "pixel_values", "input_features")
+POLARITY_COLUMN = REWARD_NAMES.index("polarity")
+
+
+@dataclass
+class EncodedPrompt:
+    """One row's prompt: its token ids and processor outputs (CPU tensors), plus what vLLM needs."""
+
+    prompt_ids: list[int]
+    mm: dict[str, torch.Tensor]
+    text: str = ""
+    media: Any = None
+
+
+@dataclass
+class HintSettings:
+    """The Hint-GRPO switches (see GRPORecipe for their help)."""
+
+    hint: bool = True
+    drop_hard: bool = False
+    hard_rule: Literal["no_correct_polarity", "threshold"] = "no_correct_polarity"
+    hard_threshold: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.hint and self.drop_hard:
+            raise ValueError("hint and drop_hard exclude each other")
+
+
+@dataclass
+class _StepState:
+    """What the first pass of a generation batch found, read when its metrics are logged."""
+
+    rewards_before: torch.Tensor | None = None  # (N_global, 3), gathered
+    hard_rows: torch.Tensor | None = None  # (N_global,) bool
+    hinted: bool = False
+
+
+# ------------------------------------------------------------------------------------------------ pure helpers
+def collate_media(
+    rows: Sequence[dict[str, torch.Tensor]], device=None, dtype=None
+) -> dict[str, torch.Tensor]:
+    """Concatenate per-row processor outputs in row order (flattened video patches, one grid/second-per-grid per
+    video, one Whisper row per audio), padding Whisper frames to the longest."""
+    if not rows:
+        return {}
+    keys = list(rows[0])
+    for r in rows[1:]:
+        if list(r) != keys:
+            raise ValueError(f"rows carry different media fields: {keys} vs {list(r)}")
+    out: dict[str, torch.Tensor] = {}
+    for key in keys:
+        vals = [r[key] for r in rows]
+        if key in _PAD_LAST:
+            n = max(v.shape[-1] for v in vals)
+            vals = [torch.nn.functional.pad(v, (0, n - v.shape[-1])) for v in vals]
+        t = torch.cat(vals)
+        if dtype is not None and key in _CAST_TO_MODEL_DTYPE and t.is_floating_point():
+            t = t.to(dtype)
+        out[key] = t.to(device) if device is not None else t
+    return out
+
+
+def hint_token_ids(tokenizer, polarity: Polarity) -> list[int]:
+    """Token ids of the ground-truth polarity opening of a DC answer, as the answer itself tokenizes.
+
+    A BPE may merge the tag's closing ``>`` with the next ``<`` (``><think``) inside a full answer, while the tag
+    tokenized alone ends in a lone ``>``: such a hint would put the policy on a token path it never saw in SFT. So
+    the hint is the longest token prefix of a rendered answer that stays inside the tag: the whole tag where tags
+    are tokens of their own, ``<polarity>positive</polarity`` where ``><`` is merged (the policy writes the rest).
+    """
+    tag = f"<polarity>{polarity}</polarity>"
+    rendered = DCOutput(polarity=polarity, think="x", score=0.0).render()
+    ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    prefix: list[int] = []
+    for tok in ids:
+        if not tag.startswith(tokenizer.decode([*prefix, tok])):
+            break
+        prefix.append(tok)
+    if f"<polarity>{polarity}" not in tokenizer.decode(prefix):
+        prefix = tokenizer(tag, add_special_tokens=False)["input_ids"]
+    return prefix
+
+
+def hard_groups(
+    rewards_per_func: torch.Tensor,
+    weights: torch.Tensor,
+    num_generations: int,
+    rule: str = "no_correct_polarity",
+    threshold: float = 2.0,
+) -> torch.Tensor:
+    """Per group (G consecutive rows) whether it is hard: no completion got the polarity right
+    (``no_correct_polarity``), or every weighted total is below ``threshold`` (``threshold``)."""
+    if rule == "no_correct_polarity":
+        right = torch.nan_to_num(rewards_per_func[:, POLARITY_COLUMN], nan=0.0) >= 0.5
+        return ~right.view(-1, num_generations).any(dim=1)
+    if rule == "threshold":
+        total = weighted_totals(rewards_per_func, weights)
+        below = torch.nan_to_num(total, nan=-math.inf) < threshold
+        return below.view(-1, num_generations).all(dim=1)
+    raise ValueError(f"unknown hard_rule {rule!r}")
+
+
+def weighted_totals(rewards_per_func: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """λ-weighted sum per row as TRL forms it (NaN components skipped; an all-NaN row stays NaN)."""
+    total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+    total[torch.isnan(rewards_per_func).all(dim=1)] = math.nan
+    return total
+
+
+def zero_std_groups(total: torch.Tensor, num_generations: int) -> torch.Tensor:
+    """Per group whether its total rewards have no spread (zero advantage: the group teaches nothing)."""
+    std = nanstd(total.view(-1, num_generations), dim=1)
+    return torch.isclose(torch.nan_to_num(std, nan=0.0), torch.zeros_like(std))
+
+
+@contextmanager
+def completion_logits_only(model, logits_to_keep: int):
+    """Within the block, the model's LM head sees only the hidden states that predict the last ``logits_to_keep``
+    tokens, so ``logits`` is (B, logits_to_keep, V) and full-sequence logits over the vocabulary never exist."""
+    head = model.get_output_embeddings()
+
+    def slice_hidden(_module, args):
+        return (args[0][:, -logits_to_keep - 1 : -1], *args[1:])
+
+    handle = head.register_forward_pre_hook(slice_hidden)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def mean_or_nan(values: torch.Tensor) -> float:
+    return torch.nanmean(values.float()).item() if values.numel() else math.nan
+
+
+# --------------------------------------------------------------------------------------------------------- trainer
+class HintGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer for the Omni thinker with per-row video + audio-in-video and Hint-GRPO (module docstring)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        row_encoder: Callable[[dict[str, Any]], EncodedPrompt],
+        hint_settings: HintSettings | None = None,
+        vllm_rollout_factory: Callable[[GRPOTrainer], Any] | None = None,
+        **kwargs: Any,
+    ):
+        self.row_encoder = row_encoder
+        self.hint_settings = hint_settings or HintSettings()
+        self._batch_rows: list[dict[str, Any]] | None = None
+        self._enc_rows: list[EncodedPrompt] | None = None
+        self._mm_rows: list[dict[str, torch.Tensor]] | None = None
+        self._last_rewards: torch.Tensor | None = None
+        self._step_state = _StepState()
+        self._hint_cache: dict[tuple[str, str], list[int]] = {}
+        super().__init__(*args, **kwargs)
+        if (
+            self.use_vllm
+            or self.use_transformers_continuous_batching
+            or self.tools
+            or self.rollout_func is not None
+        ):
+            raise ValueError(
+                "HintGRPOTrainer rolls out with HF generate or its own vLLM engine (use_vllm in the "
+                "recipe); TRL's vLLM, continuous batching, tools and rollout_func do not carry media"
+            )
+        if [f.__name__ for f in self.reward_funcs] != [f.__name__ for f in REWARD_FUNCS]:
+            raise ValueError(
+                "HintGRPOTrainer expects msa_rl.rewards.REWARD_FUNCS (format, polarity, score) in order"
+            )
+        cfg = self.accelerator.unwrap_model(self.model).config
+        ids = sorted({getattr(cfg, a) for a in MM_TOKEN_ATTRS if getattr(cfg, a, None) is not None})
+        # A sampled placeholder or media bos/eos breaks the feature count and get_rope_index in the loss forward.
+        self.generation_config.suppress_tokens = ids
+        self.generation_kwargs["suppress_tokens"] = ids
+        self.suppressed_token_ids = ids
+        self._vllm = vllm_rollout_factory(self) if vllm_rollout_factory is not None else None
+        self._vllm_step = -1
+
+    # -- prompt side ---------------------------------------------------------------------------------------------
+    def _tokenize_prompts(self, prompts: list):
+        rows = self._batch_rows
+        if rows is None or len(rows) != len(prompts):
+            raise RuntimeError("HintGRPOTrainer: batch rows not stashed before tokenizing")
+        cache: dict[str, EncodedPrompt] = {}
+        enc = []
+        for row in rows:
+            # The G rows of a group are copies of one dataset row: encode each clip once per batch.
+            key = json.dumps(
+                [row.get("id"), str(row.get("video")), row["prompt"]], sort_keys=True, default=str
+            )
+            if key not in cache:
+                cache[key] = self.row_encoder(row)
+            enc.append(cache[key])
+        self._enc_rows = enc
+        self._mm_rows = [e.mm for e in enc]
+        return [list(e.prompt_ids) for e in enc], None, {"omni_rows": enc}
+
+    def _model_dtype(self):
+        return self.accelerator.unwrap_model(self.model).dtype
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        rows: list[EncodedPrompt] = multimodal_fields["omni_rows"]
+        if self._vllm is not None:
+            if self.state.global_step != self._vllm_step:
+                self._vllm.sync_weights()
+                self._vllm_step = self.state.global_step
+            return self._vllm.generate(prompt_ids, rows)
+        mm: dict[str, Any] = collate_media([r.mm for r in rows], dtype=self._model_dtype())
+        if "pixel_values_videos" in mm and "input_features" in mm:
+            # A 0-d tensor takes TRL's tensor path into generate(), which hands it to every forward step.
+            mm["use_audio_in_video"] = torch.tensor(True)
+        return super()._generate_single_turn(prompt_ids, None, mm, num_generations, has_tool_images)
+
+    # -- Hint-GRPO -----------------------------------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._last_rewards = rewards
+        return rewards
+
+    def _hint_ids(self, row: dict[str, Any]) -> tuple[list[int], str]:
+        spec = get_spec(row["dataset"])
+        polarity = spec.polarity_of(float(row["label"]))
+        key = (spec.name, polarity)
+        if key not in self._hint_cache:
+            self._hint_cache[key] = hint_token_ids(self._tokenizer, polarity)
+        ids = self._hint_cache[key]
+        return ids, self._tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _generate(self, prompts: list):
+        out = list(super()._generate(prompts))
+        self._step_state = _StepState()
+        if not self.model.training:
+            return tuple(out)
+        prompt_ids, completion_ids, completions, logprobs = out[0], out[1], out[3], out[4]
+        settings, G = self.hint_settings, self.num_generations
+        rows = self._batch_rows
+        # Rewards of the first pass, gathered over processes (a group may straddle ranks).
+        rewards = self._calculate_rewards(rows, prompts, completions, completion_ids)
+        hard = hard_groups(rewards, self.reward_weights, G, settings.hard_rule, settings.hard_threshold)
+        hard_rows = hard.repeat_interleave(G)
+        self._step_state = _StepState(rewards_before=rewards, hard_rows=hard_rows)
+        if not settings.hint or not bool(hard_rows.any()):
+            return tuple(out)
+
+        start = self.accelerator.process_index * len(prompts)
+        local_hard = hard_rows[start : start + len(prompts)].tolist()
+        idx = [i for i, h in enumerate(local_hard) if h]
+        self._step_state.hinted = True
+        if not idx:
+            if self.accelerator.num_processes > 1:
+                # Generation gathers ZeRO-3 parameters collectively: every rank must take part once.
+                self._generate_single_turn([list(prompt_ids[0])], None, {"omni_rows": [self._enc_rows[0]]}, 1)
+            return tuple(out)
+
+        hints = [self._hint_ids(rows[i]) for i in idx]
+        hinted_ids = [list(prompt_ids[i]) + h_ids for i, (h_ids, _) in zip(idx, hints, strict=True)]
+        new_ids, new_logprobs = self._generate_single_turn(
+            hinted_ids, None, {"omni_rows": [self._enc_rows[i] for i in idx]}, G
+        )
+        texts = self.processing_class.batch_decode(new_ids, skip_special_tokens=True)
+        prompt_ids, completion_ids, completions = list(prompt_ids), list(completion_ids), list(completions)
+        logprobs = list(logprobs) if logprobs is not None else None
+        for k, i in enumerate(idx):
+            prompt_ids[i] = hinted_ids[
+                k
+            ]  # hint ids on the prompt side: conditioned on, never scored or trained
+            completion_ids[i] = list(new_ids[k])
+            full = hints[k][1] + texts[k]  # the reward reads hint + continuation
+            completions[i] = (
+                [{"role": "assistant", "content": full}] if isinstance(completions[i], list) else full
+            )
+            if logprobs is not None:
+                logprobs[i] = new_logprobs[k] if new_logprobs is not None else None
+        if logprobs is not None and any(lp is None for lp in logprobs):
+            logprobs = None
+        out[0], out[1], out[3], out[4] = prompt_ids, completion_ids, completions, logprobs
+        return tuple(out)
+
+    def _generate_and_score_completions(self, inputs):
+        self._batch_rows = inputs
+        output = super()._generate_and_score_completions(inputs)
+        output["omni_mm"] = self._mm_rows
+        if self.model.training:
+            self._finish_step(output)
+        return output
+
+    def _finish_step(self, output: dict[str, Any]) -> None:
+        """Drop hard groups if asked, then log this generation batch's Hint-GRPO metrics."""
+        state, G = self._step_state, self.num_generations
+        after = self._last_rewards
+        n_local = output["completion_ids"].size(0)
+        start = self.accelerator.process_index * n_local
+        keep_global = torch.ones(after.size(0), dtype=torch.bool, device=after.device)
+        if self.hint_settings.drop_hard and state.hard_rows is not None:
+            keep_global = ~state.hard_rows.to(after.device)
+        keep = keep_global[start : start + n_local].to(output["completion_mask"].device)
+        output["omni_keep"] = keep
+        if not bool(keep.all()):
+            output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1).to(
+                output["completion_mask"].dtype
+            )
+            output["advantages"] = output["advantages"] * keep.to(output["advantages"].dtype)
+            loss_mask = output["completion_mask"]
+            if "tool_mask" in output:
+                loss_mask = loss_mask * output["tool_mask"]
+            output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+
+        mode = "train"
+        metrics = self._metrics[mode]
+        total_after = weighted_totals(after, self.reward_weights)
+        kept_rows = keep_global
+        for col, name in enumerate(REWARD_NAMES):
+            metrics[f"reward/{name}"].append(mean_or_nan(after[kept_rows, col]))
+        metrics["reward/total"].append(mean_or_nan(total_after[kept_rows]))
+        lengths = self.accelerator.gather(output["completion_mask"].sum(dim=1).float())
+        metrics["completion_length"].append(mean_or_nan(lengths[kept_rows.to(lengths.device)]))
+        if state.rewards_before is None:
+            return
+        total_before = weighted_totals(state.rewards_before, self.reward_weights)
+        metrics["reward/total_sampled"].append(mean_or_nan(total_before))
+        hard = state.hard_rows.view(-1, G)[:, 0]
+        metrics["hard_fraction"].append(hard.float().mean().item())
+        zero_before = zero_std_groups(total_before, G)
+        metrics["zero_std_fraction_before"].append(zero_before.float().mean().item())
+        zero_after = zero_std_groups(total_after, G)
+        kept_groups = keep_global.view(-1, G)[:, 0]
+        # A group gives no signal when its rewards have no spread, or when it was dropped.
+        no_signal = (zero_after & kept_groups) | ~kept_groups
+        metrics["zero_std_fraction_after"].append(no_signal.float().mean().item())
+        metrics["zero_std_fraction"].append(no_signal.float().mean().item())
+        if state.hinted and bool(hard.any()):
+            metrics["hint_success"].append((~zero_after[hard]).float().mean().item())
+
+    # -- loss side -----------------------------------------------------------------------------------------------
+    def _compute_loss(self, model, inputs):
+        self._mm_rows = inputs["omni_mm"]
+        loss = super()._compute_loss(model, inputs)
+        keep = inputs.get("omni_keep")
+        if keep is not None and self.loss_type in ("grpo", "dr_grpo"):
+            # These losses average over all rows; dropped rows add zeros, so rescale to a mean over kept rows.
+            n_kept = int(keep.sum())
+            if 0 < n_kept < keep.numel():
+                loss = loss * (keep.numel() / n_kept)
+        return loss
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **_image_kwargs,
+    ):
+        rows = self._mm_rows
+        if rows is None or len(rows) != input_ids.size(0):
+            raise RuntimeError(
+                f"per-row media ({None if rows is None else len(rows)}) misaligned with input_ids ({input_ids.size(0)})"
+            )
+        batch_size = batch_size or input_ids.size(0)
+        unwrapped = self.accelerator.unwrap_model(model)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            ids = input_ids[start : start + batch_size]
+            mask = attention_mask[start : start + batch_size]
+            media = collate_media(rows[start : start + batch_size], ids.device, unwrapped.dtype)
+            if "pixel_values_videos" in media and "input_features" in media:
+                media["use_audio_in_video"] = True
+            with self.accelerator.autocast(), completion_logits_only(unwrapped, logits_to_keep):
+                logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **media).logits
+            logits = logits.float() / self.temperature
+            logps.append(selective_log_softmax(logits, ids[:, -logits_to_keep:]))
+            if compute_entropy:
+                # Entropy only needs a graph when TRL adds an entropy bonus to the loss.
+                with nullcontext() if self._entropy_bonus_enabled else torch.no_grad():
+                    entropies.append(entropy_from_logits(logits))
+        entropy = torch.cat(entropies) if compute_entropy else None
+        aux = torch.zeros((), device=input_ids.device) if compute_aux_loss else None
+        return torch.cat(logps), entropy, aux
+
+    # -- logging and resume --------------------------------------------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        training = self.model.training
+        super().log(logs, start_time)  # merges and clears this window's metrics into `logs`
+        if training and "loss" in logs and self.accelerator.is_main_process:
+            self._append_metrics(logs)
+
+    def _append_metrics(self, logs: dict[str, Any]) -> None:
+        line: dict[str, Any] = {"step": self.state.global_step}
+        for key in METRIC_KEYS:
+            line[key] = _finite_or_none(logs.get(key))
+        for key, value in logs.items():
+            if key not in line and isinstance(value, (int, float)):
+                line[key] = _finite_or_none(value)
+        path = Path(self.args.output_dir) / METRICS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        if isinstance(resume_from_checkpoint, (str, Path)):
+            from transformers.trainer_utils import TrainOutput
+
+            step = json.loads((Path(resume_from_checkpoint) / "trainer_state.json").read_text())[
+                "global_step"
+            ]
+            if self.accelerator.is_main_process:
+                truncate_metrics(Path(self.args.output_dir) / METRICS_FILE, step)
+            total = self.set_initial_training_values(self.args, self.get_train_dataloader())[-1]
+            if step >= total:
+                # Resuming a finished run: the Trainer would still take one more step (it checks max_steps only
+                # after a step); load the final weights instead, so the caller can save them.
+                self._load_from_checkpoint(str(resume_from_checkpoint))
+                self.state.global_step = step
+                return TrainOutput(step, math.nan, {})
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep metrics.jsonl lines up to ``last_step`` (a resumed run re-logs the steps after its checkpoint)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= last_step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from the interruption
+    path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The per-step lines of a metrics.jsonl (torn lines skipped)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / METRICS_FILE
+    rows = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

@@ -1,0 +1,128 @@
+"""The three DC rewards of Hint-GRPO (paper eqs. 2-5), as pure functions with TRL's reward signature.
+
+Each takes ``(prompts, completions, **kwargs)`` where ``kwargs`` carries the dataset columns repeated per completion
+(``label``: the true score, ``dataset``: the DatasetSpec name or YAML path) and returns one float per completion.
+They return the *unweighted* component; TRL applies λ1..λ3 through ``GRPOConfig.reward_weights`` (see
+``REWARD_FUNCS`` and ``weighted_total``), so the per-component metrics stay on a 0..1 scale.
+
+One rule for all three: the answer is read with ``DCOutput.parse_strict(text, spec)`` (tags once each, in order,
+nothing around them, a finite score inside the dataset's range). A completion that fails it earns 0 on every
+component, so the policy cannot collect polarity or score reward from text outside the DC structure; the SFT stage
+makes the structure the norm, and a score outside the annotated range is not a valid answer for the dataset.
+A non-finite label gives ``None`` for polarity and score (TRL reads it as NaN: unscorable, zero advantage).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from msa_core import DatasetSpec, DCOutput, DCParseError, get_spec
+
+RewardFunc = Callable[..., list[float | None]]
+
+
+def completion_text(completion: Any) -> str:
+    """The answer text of a TRL completion: a plain string or a conversational ``[{"role", "content"}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        content = completion[-1].get("content", "")
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+def _specs(dataset: Sequence[Any] | None, n: int) -> list[DatasetSpec]:
+    if dataset is None:
+        raise ValueError("DC rewards need the 'dataset' column (a DatasetSpec name per row)")
+    if len(dataset) != n:
+        raise ValueError(f"'dataset' has {len(dataset)} rows for {n} completions")
+    cache: dict[Any, DatasetSpec] = {}
+    return [cache.setdefault(d, get_spec(d)) for d in dataset]
+
+
+def _parse(text: str, spec: DatasetSpec) -> DCOutput | None:
+    try:
+        return DCOutput.parse_strict(text, spec)
+    except DCParseError:
+        return None
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def format_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+    """Eq. 3: 1 if the completion is a strict DC answer on the dataset's scale, else 0."""
+    specs = _specs(kwargs.get("dataset"), len(completions))
+    return [float(_parse(completion_text(c), s) is not None) for c, s in zip(completions, specs, strict=True)]
+
+
+def polarity_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """Eq. 4: 1 if the answer's polarity equals the label's class under the dataset's neutral band, else 0."""
+    labels = kwargs.get("label")
+    if labels is None:
+        raise ValueError("polarity_reward needs the 'label' column (the true score per row)")
+    specs = _specs(kwargs.get("dataset"), len(completions))
+    out: list[float | None] = []
+    for c, label, spec in zip(completions, labels, specs, strict=True):
+        truth = _finite(label)
+        if truth is None:
+            out.append(None)
+            continue
+        answer = _parse(completion_text(c), spec)
+        out.append(float(answer is not None and answer.polarity == spec.polarity_of(truth)))
+    return out
+
+
+def score_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """Eq. 5: ``max(0, 1 - |s - s*| / (r_max - r_min))`` with the dataset's score range; 0 for a malformed answer."""
+    labels = kwargs.get("label")
+    if labels is None:
+        raise ValueError("score_reward needs the 'label' column (the true score per row)")
+    specs = _specs(kwargs.get("dataset"), len(completions))
+    out: list[float | None] = []
+    for c, label, spec in zip(completions, labels, specs, strict=True):
+        truth = _finite(label)
+        if truth is None:
+            out.append(None)
+            continue
+        answer = _parse(completion_text(c), spec)
+        if answer is None:
+            out.append(0.0)
+            continue
+        out.append(max(0.0, 1.0 - abs(answer.score - truth) / (spec.score_max - spec.score_min)))
+    return out
+
+
+# The order TRL sees them in; GRPOConfig.reward_weights must follow it (λ1, λ2, λ3).
+REWARD_FUNCS: tuple[RewardFunc, ...] = (format_reward, polarity_reward, score_reward)
+REWARD_NAMES: tuple[str, ...] = ("format", "polarity", "score")
+
+
+def reward_components(
+    completions: Sequence[Any], labels: Sequence[Any], datasets: Sequence[Any]
+) -> list[list[float]]:
+    """Per completion ``[format, polarity, score]`` (NaN where a component is unscorable)."""
+    kwargs = {"label": list(labels), "dataset": list(datasets)}
+    cols = [f([None] * len(completions), completions, **kwargs) for f in REWARD_FUNCS]
+    return [[math.nan if v is None else float(v) for v in row] for row in zip(*cols, strict=True)]
+
+
+def weighted_total(components: Sequence[Sequence[float]], weights: Sequence[float]) -> list[float]:
+    """Eq. 2: ``λ1 R_format + λ2 R_polarity + λ3 R_score`` per completion; NaN components count as 0 (as TRL's
+    nansum does), a row with every component NaN is NaN."""
+    if len(weights) != len(REWARD_FUNCS):
+        raise ValueError(f"need {len(REWARD_FUNCS)} weights (format, polarity, score), got {len(weights)}")
+    out = []
+    for row in components:
+        if all(math.isnan(v) for v in row):
+            out.append(math.nan)
+        else:
+            out.append(sum(w * v for w, v in zip(weights, row, strict=True) if not math.isnan(v)))
+    return out

@@ -1,0 +1,452 @@
+"""HintGRPOTrainer on the tiny Omni thinker (CPU).
+
+Which model each test uses (see grpo_helpers): the random tiny model where only the wiring matters (media in the
+forward, position ids, resume); scripted generation (monkeypatched sampling, exact control of what is "sampled")
+for hard groups, hints and the ablations; the format-SFT'd tiny model for the two-step run with real rewards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import grpo_helpers
+import pytest
+import torch
+from grpo_helpers import recipe, scripted_generation
+from msa_core import get_spec
+from msa_rl.grpo import build_trainer, read_training_rows, run_grpo
+from msa_rl.grpo_trainer import (
+    METRIC_KEYS,
+    METRICS_FILE,
+    collate_media,
+    hard_groups,
+    hint_token_ids,
+    read_metrics,
+    zero_std_groups,
+)
+from transformers import TrainerCallback
+
+G = 4
+ANSWER = "<polarity>{p}</polarity><think>warm voice and a smile</think><score>{s}</score>"
+
+# session fixtures shared by the GRPO test modules (built once, see grpo_helpers)
+format_model = grpo_helpers.format_model
+grpo_clips = grpo_helpers.grpo_clips
+
+
+def group_inputs(rows: list[dict], n_prompts: int = 2) -> list[dict]:
+    """A generation batch as TRL's sampler makes it: each prompt repeated G times, in order."""
+    return [dict(r) for r in rows[:n_prompts] for _ in range(G)]
+
+
+def rows_by_polarity(clips: Path, *polarities: str) -> list[dict]:
+    spec = get_spec("sims")
+    rows = read_training_rows(recipe(clips, clips, clips))
+    return [next(r for r in rows if spec.polarity_of(r["label"]) == p) for p in polarities]
+
+
+def loss_inputs(out: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+    mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+    return ids, mask, out["completion_ids"].size(1)
+
+
+# ------------------------------------------------------------------------------------------------ pure helpers
+def test_hard_group_rules() -> None:
+    nan = math.nan
+    rewards = torch.tensor(
+        [
+            [1, 0, 0.5],
+            [1, 0, 0.9],
+            [0, 0, 0],
+            [1, 0, 0.2],  # group 0: no correct polarity -> hard
+            [1, 1, 0.9],
+            [1, 0, 0.1],
+            [0, 0, 0],
+            [1, 0, 0.3],  # group 1: one correct -> easy
+            [nan, nan, nan],
+            [0, 0, 0],
+            [0, 0, 0],
+            [0, 0, 0],  # group 2: nothing scorable -> hard
+        ],
+        dtype=torch.float32,
+    )
+    w = torch.ones(3)
+    assert hard_groups(rewards, w, G).tolist() == [True, False, True]
+    # threshold rule: every total below 1.95 -> group 0 (max 1.9) and 2 hard, group 1 (2.9) easy
+    assert hard_groups(rewards, w, G, "threshold", 1.95).tolist() == [True, False, True]
+    assert hard_groups(rewards, w, G, "threshold", 1.5).tolist() == [False, False, True]
+    assert zero_std_groups(torch.tensor([1.0, 1, 1, 1, 0, 1, 0, 1]), G).tolist() == [True, False]
+
+
+def test_hint_ids_follow_the_answer_tokenization(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for polarity in ("negative", "neutral", "positive"):
+        ids = hint_token_ids(tok, polarity)
+        answer = tok(ANSWER.format(p=polarity, s=0.1), add_special_tokens=False)["input_ids"]
+        assert answer[: len(ids)] == ids  # a token prefix of a real answer, not a re-tokenized tag
+        assert tok.decode(ids).startswith(f"<polarity>{polarity}</polarity")
+
+
+class MergingTokenizer:
+    """A stand-in BPE whose vocabulary merges '><' (as the real Qwen BPE may): pieces split by a regex."""
+
+    pattern = __import__("re").compile(r"><|<|>|/|[a-z]+|[^a-z<>/]+")
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [self.vocab.setdefault(p, len(self.vocab)) for p in self.pattern.findall(text)]}
+
+    def decode(self, ids, skip_special_tokens=False):
+        inverse = {i: p for p, i in self.vocab.items()}
+        return "".join(inverse[i] for i in ids)
+
+
+def test_hint_stops_before_a_merged_closing_bracket() -> None:
+    tok = MergingTokenizer()
+    ids = hint_token_ids(tok, "neutral")
+    assert tok.decode(ids) == "<polarity>neutral</polarity"  # the '><' token belongs to the continuation
+    answer = tok(ANSWER.format(p="neutral", s=0), add_special_tokens=False)["input_ids"]
+    assert answer[: len(ids)] == ids and tok.decode([answer[len(ids)]]) == "><"
+
+
+def test_collate_pads_whisper_frames_and_keeps_row_order() -> None:
+    a = {
+        "pixel_values_videos": torch.ones(2, 3),
+        "input_features": torch.ones(1, 2, 5),
+        "feature_attention_mask": torch.ones(1, 5),
+    }
+    b = {
+        "pixel_values_videos": torch.zeros(4, 3),
+        "input_features": torch.ones(1, 2, 3),
+        "feature_attention_mask": torch.ones(1, 3),
+    }
+    out = collate_media([a, b], dtype=torch.float64)
+    assert out["pixel_values_videos"].shape == (6, 3) and out["pixel_values_videos"][0, 0] == 1
+    assert out["pixel_values_videos"].dtype == torch.float64
+    assert out["input_features"].shape == (2, 2, 5) and out["feature_attention_mask"][1].tolist() == [
+        1,
+        1,
+        1,
+        0,
+        0,
+    ]
+    with pytest.raises(ValueError, match="different media fields"):
+        collate_media([a, {"pixel_values_videos": torch.ones(1, 3)}])
+
+
+# ------------------------------------------------------------------------------------------- media in the loss
+def test_media_reach_every_gradient_forward_and_move_the_loss(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path
+) -> None:
+    """Random tiny model. Every forward under grad (the loss) carries video, audio and use_audio_in_video; changing
+    only one sample's video or audio changes that sample's log-probs (the others stay put) and the loss."""
+    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, max_steps=1, limit=2))
+    seen: list[dict] = []
+
+    def probe(_module, _args, kwargs):
+        seen.append(
+            {
+                "grad": torch.is_grad_enabled(),
+                "video": kwargs.get("pixel_values_videos") is not None,
+                "audio": kwargs.get("input_features") is not None,
+                "aiv": kwargs.get("use_audio_in_video"),
+            }
+        )
+
+    handle = trainer.model.register_forward_pre_hook(probe, with_kwargs=True)
+    trainer.train()
+    handle.remove()
+    grad_forwards = [s for s in seen if s["grad"]]
+    assert grad_forwards, "no gradient forward observed"
+    assert all(s["video"] and s["audio"] and s["aiv"] is True for s in grad_forwards)
+    prefill = [s for s in seen if not s["grad"] and s["video"]]  # generate's prefill carries the media too
+    assert prefill and all(bool(s["aiv"]) for s in prefill)
+
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(
+        group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
+    )
+    ids, mask, keep = loss_inputs(out)
+    rows = list(out["omni_mm"])
+
+    def logps(media_rows):
+        trainer._mm_rows = media_rows
+        with torch.no_grad():
+            return trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep)[0]
+
+    base = logps(rows)
+    cmask = out["completion_mask"].bool()
+    m = cmask.float()
+    advantages = torch.zeros(ids.size(0))
+    advantages[0] = 1.0
+    out["advantages"], out["old_per_token_logps"] = advantages, base
+
+    def expected_loss(lp):
+        """TRL's 'grpo' loss written out for given log-probs (old = base, ratios inside the clip range)."""
+        ref = out["ref_per_token_logps"]
+        kl = torch.exp(ref - lp) - (ref - lp) - 1
+        per_token = -torch.exp(lp - base) * advantages.unsqueeze(1) + trainer.beta * kl
+        return ((per_token * m).sum(1) / m.sum(1).clamp(min=1)).mean().item()
+
+    for key in ("pixel_values_videos", "input_features"):
+        changed = list(rows)
+        changed[0] = {**rows[0], key: rows[0][key] + 3 * torch.randn_like(rows[0][key])}
+        moved = logps(changed)
+        assert (moved[0] - base[0])[cmask[0]].abs().max() > 1e-4, f"{key} does not reach the log-probs"
+        assert torch.allclose(moved[1:], base[1:], atol=1e-6), f"{key} of sample 0 leaked into other samples"
+        # The loss forward sees the changed media: its value is the loss of the moved log-probs, not of the old.
+        assert abs(expected_loss(moved) - expected_loss(base)) > 1e-6
+        for media_rows, lp in ((rows, base), (changed, moved)):
+            out["omni_mm"] = media_rows
+            assert trainer._compute_loss(trainer.model, out).item() == pytest.approx(
+                expected_loss(lp), abs=1e-7
+            )
+        out["omni_mm"] = rows
+
+
+def test_generation_and_loss_share_position_ids(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path
+) -> None:
+    """Random tiny model, real sampling (temperature 0.7). The log-probs the loss path computes for the sampled
+    tokens equal those of generation's own logits (same TMRoPE positions, left-padded prompts of different length);
+    without use_audio_in_video they would not."""
+    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False, temperature=0.7))
+    captured = {}
+    original = trainer.model.generate
+
+    def generate(*args, **kwargs):
+        result = original(*args, **kwargs, output_logits=True, return_dict_in_generate=True)
+        captured["logits"] = torch.stack(result.logits, dim=1)  # (B, steps, V), before any logits processor
+        captured["prompt_len"] = kwargs["input_ids"].size(1)
+        return result.sequences
+
+    trainer.model.generate = generate
+    trainer.model.train()
+    rows = rows_by_polarity(grpo_clips, "positive", "negative")
+    assert len(rows[0]["prompt"][1]["content"]) != len(
+        rows[1]["prompt"][1]["content"]
+    )  # different prompt lengths
+    out = trainer._generate_and_score_completions(group_inputs(rows))
+    ids, mask, keep = loss_inputs(out)
+    comp, cmask = out["completion_ids"], out["completion_mask"].bool()
+    gen = torch.log_softmax(captured["logits"][:, :keep].float() / 0.7, dim=-1)
+    gen = gen.gather(-1, comp[:, : gen.size(1)].unsqueeze(-1)).squeeze(-1)
+    trainer._mm_rows = out["omni_mm"]
+    with torch.no_grad():
+        loss_path = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep)[0]
+    diff = (loss_path[:, : gen.size(1)] - gen)[cmask[:, : gen.size(1)]].abs().max().item()
+    assert diff < 1e-4, diff
+
+    # Sensitivity: the same forward without use_audio_in_video puts the completion at other positions.
+    media = collate_media(out["omni_mm"], dtype=torch.float32)
+    with torch.no_grad():
+        logits = trainer.model(input_ids=ids, attention_mask=mask, **media).logits[:, -keep - 1 : -1] / 0.7
+    wrong = torch.log_softmax(logits.float(), dim=-1).gather(-1, comp.unsqueeze(-1)).squeeze(-1)
+    # (measured: ~1e-6 with the right positions, ~1e-3 without, on the random tiny model's near-flat logits)
+    assert (wrong - loss_path)[cmask].abs().max().item() > 2e-4  # so the 1e-4 bound above would catch it
+
+
+# ------------------------------------------------------------------------------------ hard groups and hints
+def first_pass_positive(trainer, prompt_ids):
+    """Scripted: every first-pass completion says 'positive' (varied score); a hinted prompt gets a continuation
+    with a varied score. The positive clip's group is easy, the negative clip's group hard."""
+    hint_tail = {}
+    for pol in ("negative", "neutral", "positive"):
+        hint_tail[pol] = hint_token_ids(trainer._tokenizer, pol)
+    texts = []
+    for k, ids in enumerate(prompt_ids):
+        hinted = next((p for p, t in hint_tail.items() if list(ids[-len(t) :]) == t), None)
+        if hinted is None:
+            texts.append(ANSWER.format(p="positive", s=f"0.{k % 4 + 5}"))
+        else:  # the rest of a full answer after the hint text (the hint may stop short of the closing '>')
+            full = f"<polarity>{hinted}</polarity><think>a flat tone</think><score>-0.{k % 4 + 2}</score>"
+            texts.append(full[len(trainer._tokenizer.decode(hint_tail[hinted])) :])
+    return texts
+
+
+def test_hard_groups_are_resampled_with_the_hint_which_carries_no_gradient(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Scripted generation (monkeypatched sampling)."""
+    calls = scripted_generation(monkeypatch, first_pass_positive)
+    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path))
+    trainer.model.train()
+    rows = rows_by_polarity(grpo_clips, "positive", "negative")
+    out = trainer._generate_and_score_completions(group_inputs(rows))
+
+    assert len(calls) == 2 and len(calls[1][0]) == G  # only the hard group's rows are sampled again
+    hint = hint_token_ids(trainer._tokenizer, "negative")
+    first_prompts = calls[0][0]
+    for k, prompt in enumerate(calls[1][0]):
+        assert prompt == first_prompts[G + k] + hint  # token-level prefix right after the generation prompt
+    hint_text = trainer._tokenizer.decode(hint)
+    assert hint_text.startswith("<polarity>negative") and "<polarity>negative</polarity>".startswith(
+        hint_text
+    )
+
+    pad = trainer._tokenizer.pad_token_id
+    for i in range(2 * G):
+        prompt = out["prompt_ids"][i][out["prompt_mask"][i].bool()].tolist()
+        completion = out["completion_ids"][i][out["completion_mask"][i].bool()].tolist()
+        if i < G:
+            assert prompt == first_prompts[i]
+        else:
+            # the hint sits on the prompt side: context for the forward, outside logits_to_keep and the loss mask
+            assert prompt[-len(hint) :] == hint and completion[: len(hint)] != hint
+            loss_mask = torch.cat([torch.zeros(len(prompt)), torch.ones(len(completion))])
+            assert loss_mask[len(prompt) - len(hint) : len(prompt)].sum() == 0
+            expected = trainer._tokenizer(calls[1][1][i - G], add_special_tokens=False)["input_ids"]
+            assert completion == [*expected, trainer._tokenizer.eos_token_id] and pad not in completion
+
+    # the reward read hint + continuation: a full, well-formed negative answer with a varied score
+    rewards = trainer._last_rewards
+    assert rewards[G:, 0].tolist() == [1.0] * G and rewards[G:, 1].tolist() == [1.0] * G
+    completions = list(trainer._logs["completion"])[-2 * G :]
+    assert completions[G][0]["content"].startswith("<polarity>negative</polarity><think>a flat tone")
+    m = trainer._metrics["train"]
+    assert m["hard_fraction"][-1] == 0.5
+    assert m["zero_std_fraction_before"][-1] == 0.0  # varied scores: both groups had spread before
+    assert m["hint_success"][-1] == 1.0
+    assert out["advantages"][G:].abs().sum() > 0  # the hinted group now teaches something
+
+
+def test_hint_false_is_plain_grpo(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Scripted generation: no second pass, no hint tokens, hard groups counted but kept as sampled."""
+    calls = scripted_generation(monkeypatch, first_pass_positive)
+    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False))
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(
+        group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
+    )
+    assert len(calls) == 1
+    prompts = [out["prompt_ids"][i][out["prompt_mask"][i].bool()].tolist() for i in range(2 * G)]
+    assert prompts == calls[0][0]
+    assert trainer._last_rewards[G:, 1].sum() == 0  # the hard group keeps its wrong answers
+    m = trainer._metrics["train"]
+    assert m["hard_fraction"][-1] == 0.5 and "hint_success" not in m
+    assert out["completion_mask"].sum(dim=1).min() > 0  # nothing dropped
+
+
+def test_drop_hard_takes_hard_groups_out_of_the_loss(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Scripted generation: hard rows get no loss mask and no advantage, and the loss equals the loss of a batch
+    holding only the kept rows."""
+    calls = scripted_generation(monkeypatch, first_pass_positive)
+    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False, drop_hard=True))
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(
+        group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
+    )
+    assert len(calls) == 1
+    assert out["omni_keep"].tolist() == [True] * G + [False] * G
+    assert out["completion_mask"][G:].sum() == 0 and out["advantages"][G:].abs().sum() == 0
+    assert out["completion_mask"][:G].sum() > 0 and out["advantages"][:G].abs().sum() > 0
+    m = trainer._metrics["train"]
+    assert m["hard_fraction"][-1] == 0.5 and m["zero_std_fraction_after"][-1] == 0.5  # dropped = no signal
+
+    trainer.current_gradient_accumulation_steps = 1  # set by train(); this test calls the loss directly
+    loss_all = trainer._compute_loss(trainer.model, out).item()
+
+    def first_group(v):
+        per_row = isinstance(v, list) or (isinstance(v, torch.Tensor) and v.dim() > 0)
+        return v[:G] if per_row and len(v) == 2 * G else v
+
+    kept = {k: first_group(v) for k, v in out.items()}
+    loss_kept = trainer._compute_loss(trainer.model, kept).item()
+    assert loss_all == pytest.approx(loss_kept, rel=1e-5, abs=1e-7)
+
+
+def test_hint_and_drop_hard_exclude_each_other(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from msa_core import ConfigError
+    from msa_rl.grpo_config import load_grpo_recipe
+
+    with pytest.raises(ConfigError, match="hint=false"):
+        load_grpo_recipe(None, ["drop_hard=true"])
+
+
+# ------------------------------------------------------------------------------------------------ whole runs
+def non_positive_clips(clips: Path, dest: Path) -> Path:
+    """A copy of the clips' MMSA directory keeping only negative and neutral clips (Raw/ linked)."""
+    import csv
+
+    dest.mkdir(parents=True)
+    (dest / "Raw").symlink_to(clips / "Raw")
+    spec = get_spec("sims")
+    with (clips / "label.csv").open() as src, (dest / "label.csv").open("w", newline="") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        for row in reader:
+            if spec.polarity_of(float(row["label"])) != "positive":
+                writer.writerow(row)
+    return dest
+
+
+@pytest.mark.slow
+def test_two_step_run_writes_every_metric(format_model: Path, grpo_clips: Path, tmp_path: Path) -> None:
+    """Format-SFT'd tiny model, real sampling. It always answers 'positive', so on these clips every group is hard
+    and hinted: both steps log every metric with a finite value, and the rewards are real (non-zero)."""
+    data = non_positive_clips(grpo_clips, tmp_path / "clips")
+    out = run_grpo(recipe(format_model, data, tmp_path / "run", max_completion_length=40, beta=0.1))
+    lines = read_metrics(out / METRICS_FILE)
+    assert [line["step"] for line in lines] == [1, 2]
+    for line in lines:
+        for key in METRIC_KEYS:
+            assert line[key] is not None and math.isfinite(line[key]), (key, line)
+        assert line["hard_fraction"] == 1.0
+    assert max(line["reward/format"] for line in lines) > 0  # hinted continuations are scored DC answers
+    assert max(line["reward/polarity"] for line in lines) > 0
+    assert (out / "config.json").is_file() and (out / "grpo_config.yaml").is_file()
+
+
+class StopAfterSave(TrainerCallback):
+    """Interrupt training right after the checkpoint of ``step`` is written (like a kill after a save)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_saved_step(tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path) -> None:
+    """Random tiny model. A run killed after checkpoint-2 (with a step-3 metrics line already written) resumes at
+    step 3: one more step, no repeated or missing step in metrics.jsonl."""
+    out = tmp_path / "run"
+    r = recipe(tiny_model_dir, grpo_clips, out, max_steps=3, save_steps=1, resume="auto", limit=4)
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(r, callbacks=[StopAfterSave(2)])
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    with (out / METRICS_FILE).open("a") as fh:  # logged by the lost step 3, before its checkpoint
+        fh.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
+
+    steps_run = []
+
+    class Count(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps_run.append(state.global_step)
+
+    run_grpo(r, callbacks=[Count()])
+    assert steps_run == [3]
+    lines = read_metrics(out)
+    assert [line["step"] for line in lines] == [1, 2, 3] and lines[-1]["loss"] != 123.0
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+
+    # resume=never starts over: the old curve is dropped
+    shutil.rmtree(out / "checkpoint-3")
+    run_grpo(r.model_copy(update={"resume": "never", "max_steps": 1}))
+    assert [line["step"] for line in read_metrics(out)] == [1]

@@ -1,0 +1,66 @@
+"""`msa-rl plot`: Fig. 3-style reward curves of several runs and the hard / zero-std fractions, as PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from msa_core import DataError
+from msa_rl.cli import app
+from msa_rl.plot import FRACTIONS_PNG, REWARD_PNG, plot_runs, smooth
+from typer.testing import CliRunner
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(root: Path, name: str, slope: float, steps: int = 12) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    with (run / "metrics.jsonl").open("w") as fh:
+        for step in range(1, steps + 1):
+            fh.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "reward/total": 1.0 + slope * step,
+                        "hard_fraction": max(0.0, 0.5 - 0.03 * step),
+                        "zero_std_fraction_before": 0.6,
+                        "zero_std_fraction_after": 0.2,
+                        "hint_success": None if step % 3 else 0.5,
+                    }
+                )
+                + "\n"
+            )
+        fh.write('{"step": 13, "reward/tot')  # a torn last line (killed run) is skipped
+    return run
+
+
+def test_smoothing_is_a_debiased_ema_that_bridges_gaps() -> None:
+    assert smooth([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])  # debiased: no ramp-up from 0
+    out = smooth([0.0, None, 1.0], weight=0.5)
+    assert out[0] == 0.0 and out[1] == 0.0 and 0.0 < out[2] < 1.0
+    assert math.isnan(smooth([None])[0])
+    assert smooth([3.0, 5.0], weight=0.0) == [3.0, 5.0]
+
+
+def test_plot_writes_both_figures(tmp_path: Path) -> None:
+    runs = [fake_run(tmp_path, n, s) for n, s in (("w-hint", 0.1), ("wo-hint", 0.02), ("wo-hard", 0.05))]
+    paths = plot_runs(runs, tmp_path / "png", labels=["w/ Hint", "w/o Hint", "w/o Hard"])
+    assert [p.name for p in paths] == [REWARD_PNG, FRACTIONS_PNG]
+    for p in paths:
+        data = p.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+    with pytest.raises(DataError, match="2 labels for 3 runs"):
+        plot_runs(runs, tmp_path / "png", labels=["a", "b"])
+
+
+def test_plot_cli(tmp_path: Path) -> None:
+    runs = [fake_run(tmp_path, n, s) for n, s in (("a", 0.1), ("b", 0.0))]
+    out = tmp_path / "figs"
+    result = CliRunner().invoke(app, ["plot", *map(str, runs), "--out", str(out), "--smoothing", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert (out / REWARD_PNG).is_file() and (out / FRACTIONS_PNG).is_file()
+    result = CliRunner().invoke(app, ["plot", str(tmp_path / "nope"), "--out", str(out)])
+    assert result.exit_code == 1 and "metrics.jsonl" in result.output and "Traceback" not in result.output
