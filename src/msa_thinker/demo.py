@@ -46,10 +46,9 @@ class DemoSize:
     """Noise of the stand-in teacher, so the filters and retries have work to do."""
     sft_overrides: tuple[str, ...] = ()
     """Extra ``--set`` overrides for `msa-rl sft` (on top of configs/demo/sft.yaml)."""
-    grpo_overrides: tuple[str, ...] = ("max_completion_length=112", "max_steps=8")
-    """Extra ``--set`` overrides for both `msa-rl grpo` runs (on top of configs/demo/grpo.yaml): room for a whole
-    answer (~75-95 tokens here, else every completion is cut before <score> and every reward is 0), and enough
-    steps (one pass over its 16 clips) for a reward curve."""
+    grpo_overrides: tuple[str, ...] = ("max_steps=8",)
+    """Extra ``--set`` overrides for both `msa-rl grpo` runs (on top of configs/demo/grpo.yaml): enough steps (one
+    pass over its 16 clips) for a reward curve."""
     max_new_tokens: int = 112
     """Longest predicted answer (the stand-in teacher's answers are ~90 tokens of the tiny tokenizer)."""
     predict_batch_size: int = 16

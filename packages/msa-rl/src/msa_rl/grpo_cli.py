@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 
-from msa_rl.cli import app
+from msa_rl.app import app
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Recipe YAML (see configs/).")]
 SetOption = Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from msa_rl.cli import app
+from msa_rl.app import app
 
 
 @app.command("tiny-model")

@@ -1,0 +1,21 @@
+"""The one Typer app of msa-rl; command modules register on it (see cli.py).
+
+It lives apart from cli.py so that `python -m msa_rl.cli` (e.g. under `accelerate launch --module`) registers the
+commands on the same app object that it runs.
+"""
+
+import typer
+
+app = typer.Typer(
+    name="msa-rl",
+    help="Train MSA-Thinker: tiny offline Omni model, cold-start SFT (LLaMA-Factory), Hint-GRPO (TRL).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Train MSA-Thinker: tiny offline Omni model, cold-start SFT (LLaMA-Factory), Hint-GRPO (TRL)."""
+    # A callback keeps `msa-rl <command>` a command group even while only one command is registered.
