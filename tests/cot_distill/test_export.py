@@ -238,7 +238,11 @@ LF_CHECK = textwrap.dedent(
 def test_llamafactory_loads_the_export_with_qwen2_omni(exported, tmp_path):
     """LLaMA-Factory (SFT env) reads the export: media, audio tokens, the student's exact prompt."""
     to, clips, _ = exported
-    assert SFT_PYTHON.is_file(), "the SFT environment is missing (msa-rl sft creates it)"
+    from msa_rl.envs import ensure_sft_env
+
+    # A fresh clone has no SFT environment yet: create it as `msa-rl sft` would (a no-op once it exists).
+    ensure_sft_env(quiet=True)
+    assert SFT_PYTHON.is_file(), "ensure_sft_env did not create the SFT environment"
     first = _lf(to, "msa_cot.json")[0]
     clip = next(c for c in clips if c.id == first["id"])
     prompt = build_prompt(clip.text, get_spec("sims"))

@@ -203,11 +203,13 @@ def test_media_reach_every_gradient_forward_and_move_the_loss(
         assert (moved[0] - base[0])[cmask[0]].abs().max() > 1e-4, f"{key} does not reach the log-probs"
         assert torch.allclose(moved[1:], base[1:], atol=1e-6), f"{key} of sample 0 leaked into other samples"
         # The loss forward sees the changed media: its value is the loss of the moved log-probs, not of the old.
-        assert abs(expected_loss(moved) - expected_loss(base)) > 1e-6
+        gap = abs(expected_loss(moved) - expected_loss(base))
+        assert gap > 1e-6
         for media_rows, lp in ((rows, base), (changed, moved)):
             out["omni_mm"] = media_rows
+            # The two paths reduce in a different order (float32): allow a small fraction of the media's effect.
             assert trainer._compute_loss(trainer.model, out).item() == pytest.approx(
-                expected_loss(lp), abs=1e-7
+                expected_loss(lp), abs=gap / 20
             )
         out["omni_mm"] = rows
 

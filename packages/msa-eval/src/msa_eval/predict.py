@@ -140,7 +140,7 @@ class HFGenerator(Generator):
 
     def __init__(self, settings: PredictSettings):
         import torch
-        from msa_rl.omni import load_thinker
+        from msa_rl.omni import load_thinker, media_token_ids
 
         self.settings = settings
         device = settings.device
@@ -154,21 +154,7 @@ class HFGenerator(Generator):
         self.model.to(self.device).eval()
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        cfg = self.model.config
-        # A sampled <|VIDEO|>/<|AUDIO|> or vision/audio bos/eos has no features behind it: suppress them all.
-        attrs = (
-            "image_token_id",
-            "video_token_id",
-            "audio_token_id",
-            "audio_start_token_id",
-            "audio_end_token_id",
-            "vision_start_token_id",
-            "vision_end_token_id",
-            "image_token_index",
-            "video_token_index",
-            "audio_token_index",
-        )
-        self.suppress = sorted({int(v) for a in attrs if (v := getattr(cfg, a, None)) is not None})
+        self.suppress = media_token_ids(self.model.config)
 
     def generate(
         self, clips: Sequence[Clip], specs: Sequence[DatasetSpec], media: Sequence[Any]

@@ -36,6 +36,7 @@ from msa_core import DCOutput, Polarity, get_spec
 from trl import GRPOTrainer
 from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
 
+from msa_rl.omni import media_token_ids
 from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES
 
 METRICS_FILE = "metrics.jsonl"
@@ -54,15 +55,6 @@ METRIC_KEYS = (
     "kl",
     "loss",
     "completion_length",
-)
-MM_TOKEN_ATTRS = (
-    "image_token_id",
-    "video_token_id",
-    "audio_token_id",
-    "audio_start_token_id",
-    "audio_end_token_id",
-    "vision_start_token_id",
-    "vision_end_token_id",
 )
 # Whisper frames differ in length between clips: right-pad them to the longest before concatenating.
 _PAD_LAST = ("input_features", "feature_attention_mask")
@@ -238,7 +230,7 @@ class HintGRPOTrainer(GRPOTrainer):
                 "HintGRPOTrainer expects msa_rl.rewards.REWARD_FUNCS (format, polarity, score) in order"
             )
         cfg = self.accelerator.unwrap_model(self.model).config
-        ids = sorted({getattr(cfg, a) for a in MM_TOKEN_ATTRS if getattr(cfg, a, None) is not None})
+        ids = media_token_ids(cfg)
         # A sampled placeholder or media bos/eos breaks the feature count and get_rope_index in the loss forward.
         self.generation_config.suppress_tokens = ids
         self.generation_kwargs["suppress_tokens"] = ids

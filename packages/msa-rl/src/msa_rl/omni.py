@@ -278,3 +278,24 @@ def model_forward_kwargs(batch, *, use_audio_in_video: bool | None = None) -> di
     if use_audio_in_video:
         kwargs["use_audio_in_video"] = True
     return kwargs
+
+
+# Placeholder and media bos/eos tokens: a sampled one has no features behind it and breaks the next forward
+# (feature count, get_rope_index), so generation suppresses them all. Older configs spell some as *_index.
+_MEDIA_TOKEN_ATTRS = (
+    "image_token_id",
+    "video_token_id",
+    "audio_token_id",
+    "audio_start_token_id",
+    "audio_end_token_id",
+    "vision_start_token_id",
+    "vision_end_token_id",
+    "image_token_index",
+    "video_token_index",
+    "audio_token_index",
+)
+
+
+def media_token_ids(config) -> list[int]:
+    """Ids of the thinker's media placeholder and boundary tokens, to suppress while sampling text."""
+    return sorted({int(v) for a in _MEDIA_TOKEN_ATTRS if (v := getattr(config, a, None)) is not None})
