@@ -28,6 +28,7 @@ from msa_core import (
     build_prompt,
     read_mmsa,
 )
+from msa_core.jsonl import read_jsonl
 from msa_core.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -295,30 +296,10 @@ def make_generator(settings: PredictSettings, run_dir: Path) -> Generator:
 
 # ---------------------------------------------------------------------------------------------- output files
 def read_finished(path: Path) -> dict[str, dict[str, Any]]:
-    """Records already written to ``path``, by id. A torn last line (no newline) is cut off the file."""
-    done: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return done
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        log.warning(
-            "%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(data) - end
-        )
-        with path.open("r+b") as fh:
-            fh.truncate(end)
-    for lineno, line in enumerate(data[:end].splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"not valid JSON ({exc.msg}); delete the line or the file", file=path, line=lineno
-            ) from None
-        if isinstance(rec, dict) and "id" in rec:
-            done[str(rec["id"])] = rec
-    return done
+    """Records already written to ``path``, by id. A torn last line (killed mid-write) is cut off the file."""
+    return {
+        str(rec["id"]): rec for rec in read_jsonl(path, repair=True) if isinstance(rec, dict) and "id" in rec
+    }
 
 
 def make_record(clip: Clip, spec: DatasetSpec, split: str, raw: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import torch
 from msa_core import DCOutput, Polarity, get_spec
+from msa_core.jsonl import read_jsonl, write_jsonl_atomic
 from trl import GRPOTrainer
 from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
 
@@ -496,25 +497,13 @@ def truncate_metrics(path: Path, last_step: int) -> None:
     """Keep metrics.jsonl lines up to ``last_step`` (a resumed run re-logs the steps after its checkpoint)."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= last_step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from the interruption
-    path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    kept = [row for row in read_jsonl(path) if row.get("step", 0) <= last_step]  # a torn last line is dropped
+    write_jsonl_atomic(path, kept)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The per-step lines of a metrics.jsonl (torn lines skipped)."""
+    """The per-step lines of a metrics.jsonl (a torn last line skipped)."""
     p = Path(path)
     if p.is_dir():
         p = p / METRICS_FILE
-    rows = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return list(read_jsonl(p))
