@@ -10,3 +10,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+
+
+def fail(exc: Exception, code: int = 1) -> typer.Exit:
+    """Print a user-facing error (no traceback) and give the Exit to raise: ``raise fail(exc) from None``."""
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 
-from cot_distill.app import app
+from cot_distill.app import app, fail
 
 
 class Split(StrEnum):
@@ -25,11 +25,6 @@ class Split(StrEnum):
 class MediaUrl(StrEnum):
     file = "file"
     data = "data"
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(code)
 
 
 def _summary(stats: dict) -> str:
@@ -130,7 +125,7 @@ def generate_cmd(
         typer.echo(_summary(exc.result.stats), err=True)
         raise typer.Exit(130) from None
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(_summary(result.stats))
     typer.echo(f"wrote {result.out}/accepted.jsonl, rejected.jsonl, stats.json")
 
@@ -155,7 +150,7 @@ def filter_cmd(
         if sets:
             dump_config(cfg, out / "config.yaml")
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(_summary(stats))
 
 
@@ -208,5 +203,5 @@ def standin_cmd(
             api_key_env=api_key_env,
         )
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     serve(teacher, host, port)

@@ -14,17 +14,12 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 
-from cot_distill.app import app
+from cot_distill.app import app, fail
 
 
 class ExportFormat(StrEnum):
     llamafactory = "llamafactory"
     hf = "hf"
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
 
 
 @app.command("export")
@@ -63,7 +58,7 @@ def export_cmd(
             out, to, formats=chosen, dataset_name=dataset_name, link=link, workers=workers, force=force
         )
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     sizes = ", ".join(f"{split} {n}" for split, n in result.records.items())
     typer.echo(f"exported {sum(result.records.values())} answers over {result.clips} clips ({sizes}) to {to}")
     for split, name in result.lf_files.items():
@@ -86,7 +81,7 @@ def push_cmd(
     try:
         url = push(folder, repo_id, private=private)
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"pushed {folder} to {url}")
 
 
@@ -141,7 +136,7 @@ def serve_cmd(
         if run:
             raise typer.Exit(run_command(argv, data_root))
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command("doctor")
@@ -167,9 +162,9 @@ def doctor_cmd(
     from cot_distill.doctor import run_checks
 
     if beeps is not None and not 1 <= beeps <= 10:
-        raise _fail(ValueError("--beeps must be 1..10"))
+        raise fail(ValueError("--beeps must be 1..10"))
     if media_dir is not None and not media_dir.is_dir():
-        raise _fail(ValueError(f"--media-dir {media_dir} is not a directory"))
+        raise fail(ValueError(f"--media-dir {media_dir} is not a directory"))
     api_key = os.environ.get(api_key_env) or "EMPTY"
     results = run_checks(
         base_url, model, api_key=api_key, n_beeps=beeps, media_dir=media_dir, timeout=timeout, echo=typer.echo

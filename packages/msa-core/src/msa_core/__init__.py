@@ -3,7 +3,6 @@
 from msa_core.dc import DCOutput, DCParseError, LenientParse
 from msa_core.errors import ConfigError, DataError, MediaError, MSAError
 from msa_core.jsonl import JsonlAppender, read_jsonl, write_json_atomic, write_jsonl_atomic
-from msa_core.media import MediaInfo, content_hash, extract_wav, load_audio, probe, sample_frames, write_wav
 from msa_core.mmsa import ID_SEPARATOR, SPLITS, Clip, MMSADataset, read_mmsa, safe_media_path
 from msa_core.prompt import PROMPT_VERSION, SYSTEM_PROMPT, Prompt, build_prompt, chat_messages
 from msa_core.spec import (
@@ -16,7 +15,28 @@ from msa_core.spec import (
     register_spec,
     register_spec_file,
 )
-from msa_core.synthetic import make_dataset
+
+# PyAV (media, synthetic data) costs ~0.25 s to import; every CLI imports msa_core, so load those on first use.
+_LAZY = {
+    **dict.fromkeys(
+        ("MediaInfo", "content_hash", "extract_wav", "load_audio", "probe", "sample_frames", "write_wav"),
+        "msa_core.media",
+    ),
+    "make_dataset": "msa_core.synthetic",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'msa_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "ID_SEPARATOR",

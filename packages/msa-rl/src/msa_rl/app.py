@@ -19,3 +19,9 @@ app = typer.Typer(
 def _root() -> None:
     """Train MSA-Thinker: tiny offline Omni model, cold-start SFT (LLaMA-Factory), Hint-GRPO (TRL)."""
     # A callback keeps `msa-rl <command>` a command group even while only one command is registered.
+
+
+def fail(exc: Exception, code: int = 1) -> typer.Exit:
+    """Print a user-facing error (no traceback) and give the Exit to raise: ``raise fail(exc) from None``."""
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 
-from msa_rl.app import app
+from msa_rl.app import app, fail
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Recipe YAML (see configs/).")]
 SetOption = Annotated[
@@ -17,11 +17,6 @@ SetOption = Annotated[
         "--set", help="Override a recipe key: KEY=VALUE (YAML value; dotted keys for sections), repeatable."
     ),
 ]
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
 
 
 @app.command("grpo")
@@ -51,7 +46,7 @@ def grpo(
 
         out = run_grpo(recipe)
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"GRPO done; model and metrics.jsonl in {out}")
 
 
@@ -64,7 +59,7 @@ def train(config: ConfigOption = None, set_: SetOption = None) -> None:
         recipe = load_train_recipe(config, set_ or [])
         out = run_train(recipe, base=config.parent if config is not None else None)
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"SFT + GRPO done; final model in {out}")
 
 
@@ -87,6 +82,6 @@ def plot(
     try:
         paths = plot_runs(runs, out, labels=label, smoothing=smoothing)
     except MSAError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for p in paths:
         typer.echo(f"wrote {p}")

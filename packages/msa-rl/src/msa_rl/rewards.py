@@ -63,40 +63,33 @@ def format_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: 
     return [float(_parse(completion_text(c), s) is not None) for c, s in zip(completions, specs, strict=True)]
 
 
-def polarity_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-    """Eq. 4: 1 if the answer's polarity equals the label's class under the dataset's neutral band, else 0."""
+def _graded(name: str, completions: Sequence[Any], kwargs: dict[str, Any]):
+    """Per completion ``(answer or None, true score or None, spec)``: the shared reading of polarity and score."""
     labels = kwargs.get("label")
     if labels is None:
-        raise ValueError("polarity_reward needs the 'label' column (the true score per row)")
+        raise ValueError(f"{name} needs the 'label' column (the true score per row)")
     specs = _specs(kwargs.get("dataset"), len(completions))
-    out: list[float | None] = []
     for c, label, spec in zip(completions, labels, specs, strict=True):
         truth = _finite(label)
-        if truth is None:
-            out.append(None)
-            continue
-        answer = _parse(completion_text(c), spec)
-        out.append(float(answer is not None and answer.polarity == spec.polarity_of(truth)))
-    return out
+        yield (None if truth is None else _parse(completion_text(c), spec)), truth, spec
+
+
+def polarity_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """Eq. 4: 1 if the answer's polarity equals the label's class under the dataset's neutral band, else 0."""
+    return [
+        None if truth is None else float(answer is not None and answer.polarity == spec.polarity_of(truth))
+        for answer, truth, spec in _graded("polarity_reward", completions, kwargs)
+    ]
 
 
 def score_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
     """Eq. 5: ``max(0, 1 - |s - s*| / (r_max - r_min))`` with the dataset's score range; 0 for a malformed answer."""
-    labels = kwargs.get("label")
-    if labels is None:
-        raise ValueError("score_reward needs the 'label' column (the true score per row)")
-    specs = _specs(kwargs.get("dataset"), len(completions))
     out: list[float | None] = []
-    for c, label, spec in zip(completions, labels, specs, strict=True):
-        truth = _finite(label)
-        if truth is None:
-            out.append(None)
-            continue
-        answer = _parse(completion_text(c), spec)
-        if answer is None:
-            out.append(0.0)
-            continue
-        out.append(max(0.0, 1.0 - abs(answer.score - truth) / (spec.score_max - spec.score_min)))
+    for answer, truth, spec in _graded("score_reward", completions, kwargs):
+        if truth is None or answer is None:
+            out.append(None if truth is None else 0.0)
+        else:
+            out.append(max(0.0, 1.0 - abs(answer.score - truth) / (spec.score_max - spec.score_min)))
     return out
 
 

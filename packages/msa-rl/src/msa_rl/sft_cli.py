@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 
-from msa_rl.app import app
+from msa_rl.app import app, fail
 
 
 @app.command("sft")
@@ -45,8 +45,7 @@ def sft(
             return
         result = run(plan)
     except MSAError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     losses = result.losses
     summary = f"first loss {losses[0]:.4f}, last {losses[-1]:.4f}" if losses else "no loss logged"
     typer.echo(f"SFT done in {result.wall_seconds:.0f}s ({summary}); checkpoint: {result.output_dir}")
