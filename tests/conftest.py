@@ -1,6 +1,9 @@
-"""Session-wide test environment: offline, CPU, quiet, deterministic."""
+"""Session-wide test environment (offline, CPU, quiet, deterministic) and the fixtures several packages share."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 # Nothing may be fetched from a hub during tests; the tiny model and the data are built on the spot.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -14,3 +17,19 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 # Two cores shared by torch's intra-op pool and the test's own work: one thread is several times faster for the
 # tiny model here (64 generated tokens: 30 s with 2 threads under load, 0.3 s with 1). Must precede torch's import.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by msa_omni, msa_rl and msa_eval tests. A tiny random Qwen2.5-Omni thinker + processor (seed 0), written once; treat it as read-only."""
+    from msa_rl.tiny import build_tiny_omni
+
+    return build_tiny_omni(tmp_path_factory.mktemp("tiny-omni"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_sims_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six synthetic CH-SIMS-style clips (2 s, 64x64 H.264 + AAC) in the MMSA layout; read-only."""
+    from msa_core.synthetic import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("synthetic-sims"), "sims", n=6, seed=0)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from msa_core import ConfigError, MSAError
+from msa_core import ConfigError, MSAError, artifacts, read_jsonl
 from rich.markup import escape
 
 # Where the repository's configs live (an editable install: this file is src/msa_thinker/demo.py).
@@ -234,9 +234,9 @@ def stage_distill(ctx: StageContext) -> str:
         result = generate(cfg, config_dir=config_dir(recipe), show_progress=False)
     stats = result.stats
     ctx.log.write(json.dumps(stats, indent=1, default=str) + "\n")
-    accepted = _count_lines(p.distill / "accepted.jsonl")
+    accepted = _count_lines(p.distill / artifacts.ACCEPTED)
     if accepted == 0:
-        raise RuntimeError(f"the teacher's answers were all rejected (see {p.distill / 'rejected.jsonl'})")
+        raise RuntimeError(f"the teacher's answers were all rejected (see {p.distill / artifacts.REJECTED})")
     return f"{accepted} accepted answers, {result.requests} requests to the stand-in teacher"
 
 
@@ -290,10 +290,10 @@ def _grpo(ctx: StageContext, name: str, hint: bool) -> str:
 
 
 def _last_reward(out: Path) -> str:
-    metrics = out / "metrics.jsonl"
+    metrics = out / artifacts.GRPO_METRICS
     if not metrics.is_file():
         return ""
-    rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip().startswith("{")]
+    rows = list(read_jsonl(metrics))
     rewards = [r["reward/total"] for r in rows if isinstance(r.get("reward/total"), int | float)]
     return f", total reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
 
@@ -336,7 +336,7 @@ def stage_report(ctx: StageContext) -> str:
     )
     for w in result.warnings:
         ctx.log.write(f"warning: {w}\n")
-    return "report/report.md, report/plots/"
+    return f"report/{artifacts.REPORT_MARKDOWN}, report/plots/"
 
 
 def stage_plot(ctx: StageContext) -> str:
@@ -533,7 +533,7 @@ def run_demo(
         )
         + "\n"
     )
-    return DemoResult(paths.out, paths.report / "report.md", timings, skipped, wall)
+    return DemoResult(paths.out, paths.report / artifacts.REPORT_MARKDOWN, timings, skipped, wall)
 
 
 def tail(path: Path, n: int = 25) -> str:

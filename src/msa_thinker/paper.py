@@ -14,9 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from msa_core import ConfigError, get_spec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from msa_core.recipe import read_yaml, validate
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StageSpec(BaseModel):
@@ -60,18 +60,7 @@ class Table(BaseModel):
 
 
 def _load(cls: type[BaseModel], path: Path) -> BaseModel:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        return cls.model_validate(data or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'file'}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+    return validate(cls, read_yaml(path), str(path))
 
 
 @dataclass

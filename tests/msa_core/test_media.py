@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 from msa_core import MediaError, content_hash, extract_wav, load_audio, media, probe, sample_frames, write_wav
+from msa_core.media import sample_model_frames
 
 
 def write_video(
@@ -218,3 +219,10 @@ def test_sample_frames_bad_arguments(clip_mp4: Path) -> None:
         sample_frames(clip_mp4, fps=0)
     with pytest.raises(ValueError, match="max_frames"):
         sample_frames(clip_mp4, max_frames=0)
+
+
+def test_sample_model_frames_spreads_over_the_decoded_frames(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "ramp.mp4", n_frames=20, fps=10)  # frame k has grey level 10 k
+    frames, _ = sample_model_frames(path, fps=2.0, max_frames=16)
+    # LLaMA-Factory's indices: linspace(0, 19, 4) -> 0, 6, 12, 19
+    assert np.allclose(frames[..., 0].mean(axis=(1, 2)), [0, 60, 120, 190], atol=4)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from msa_core import ConfigError, DCOutput, get_spec, read_mmsa
+from msa_core import ConfigError, DCOutput, MediaSettings, artifacts, get_spec, read_mmsa
 from msa_eval import predict as P
 from msa_eval.cli import app
 from typer.testing import CliRunner
@@ -64,19 +64,27 @@ def _lines(path: Path) -> list[dict]:
 
 
 class CountingGenerate:
-    """Wraps HFGenerator.generate to count the clips it is asked to answer."""
+    """Wraps the HF generator to record, per generate() call, the clips whose answers it produced."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        from msa_omni import HFGenerator
+
         self.clips: list[str] = []
         self.batches: list[list[str]] = []
-        real = P.HFGenerator.generate
+        real_generate, real_record = HFGenerator.generate, P.make_record
 
-        def generate(gen, clips, specs, media):
-            self.clips.extend(c.id for c in clips)
-            self.batches.append(sorted({s.name for s in specs}))
-            return real(gen, clips, specs, media)
+        def generate(gen, prompts, media):
+            self.batches.append([])
+            return real_generate(gen, prompts, media)
 
-        monkeypatch.setattr(P.HFGenerator, "generate", generate)
+        def make_record(clip, spec, split, raw):
+            self.clips.append(clip.id)
+            if spec.name not in self.batches[-1]:
+                self.batches[-1] = sorted([*self.batches[-1], spec.name])
+            return real_record(clip, spec, split, raw)
+
+        monkeypatch.setattr(HFGenerator, "generate", generate)
+        monkeypatch.setattr(P, "make_record", make_record)
 
 
 def test_predict_cli_writes_schema_then_resume_generates_nothing(
@@ -122,7 +130,7 @@ def test_predict_cli_writes_schema_then_resume_generates_nothing(
     )
     # 5 sims + 3 mosi clips in batches of 2: the third batch holds the last sims clip and the first mosi one.
     assert len(counter.batches) == 4 and counter.batches[2] == ["mosi", "sims"]
-    config = json.loads((run / P.CONFIG_NAME).read_text())
+    config = json.loads((run / artifacts.PREDICT_CONFIG).read_text())
     assert set(config["datasets"]) == set(eval_sets)
 
     before = {name: (run / f"{name}.jsonl").read_bytes() for name in eval_sets}
@@ -267,21 +275,24 @@ def test_vllm_backend_without_vllm_says_how_to_install(tiny_model_dir, eval_sets
         P.predict(tiny_model_dir, [(eval_sets["mosi"], "mosi")], tmp_path, backend="vllm", limit=1)
 
 
-def test_media_settings_default_to_the_models_training_recipe(tiny_model_dir, eval_sets, tmp_path):
+def test_media_settings_come_from_the_checkpoints_media_json(tiny_model_dir, eval_sets, tmp_path):
     import shutil
 
     model = shutil.copytree(tiny_model_dir, tmp_path / "model")
-    assert P.training_media_settings(model) == {}
-    (model / "sft_config.yaml").write_text("video_fps: 1.0\nvideo_maxlen: 4\nvideo_max_pixels: 3136\n")
-    assert P.training_media_settings(model) == {"fps": 1.0, "max_frames": 4, "video_size": (56, 56)}
-    (model / "grpo_config.yaml").write_text("fps: 2.0\nmax_frames: 6\nvideo_size: [56, 56]\n")  # GRPO wins
-    assert P.training_media_settings(model)["max_frames"] == 6
-
     pairs = [(eval_sets["mosi"], "mosi")]
+    P.predict(model, pairs, tmp_path / "none", limit=1, **FAST)  # no media.json: the defaults
+    MediaSettings(fps=1.0, max_frames=6, video_size=(56, 56)).write(model)  # what training writes
     P.predict(model, pairs, tmp_path / "a", limit=1, **FAST)
     P.predict(model, pairs, tmp_path / "b", limit=1, max_frames=2, **FAST)  # an explicit value wins
-    recorded = [json.loads((tmp_path / r / P.CONFIG_NAME).read_text())["datasets"]["mosi"] for r in "ab"]
-    assert [(r["fps"], r["max_frames"], r["video_size"]) for r in recorded] == [
-        (2.0, 6, [56, 56]),
-        (2.0, 2, [56, 56]),
+    recorded = [
+        json.loads((tmp_path / r / artifacts.PREDICT_CONFIG).read_text())["datasets"]["mosi"]
+        for r in ("none", "a", "b")
     ]
+    assert [(r["fps"], r["max_frames"], r["video_size"]) for r in recorded] == [
+        (2.0, 16, [56, 56]),
+        (1.0, 6, [56, 56]),
+        (1.0, 2, [56, 56]),
+    ]
+    (model / artifacts.MEDIA_SETTINGS).write_text('{"fps": -1}')
+    with pytest.raises(ConfigError, match=r"media\.json"):
+        P.predict(model, pairs, tmp_path / "c", limit=1, **FAST)

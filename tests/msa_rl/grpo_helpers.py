@@ -67,8 +67,8 @@ def format_sft(
     """
     import torch
     from msa_core import DCOutput, build_prompt, read_mmsa
+    from msa_omni import clip_media, encode_example, load_thinker
     from msa_rl.grpo_trainer import collate_media, completion_logits_only
-    from msa_rl.omni import clip_media, encode_example, load_thinker
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -76,7 +76,7 @@ def format_sft(
     data = read_mmsa(clips_dir, "sims", split="train")
     examples = []
     for clip in data.clips[:6]:
-        media = clip_media(clip.video_path, fps=2.0, max_frames=16)
+        media = clip_media(clip.video_path)
         for _ in range(ANSWERS_PER_CLIP):
             answer = DCOutput(
                 polarity="positive",

@@ -7,7 +7,10 @@ Writes OUT.json with:
   first train record: input_ids and labels;
 - ``omni``: msa_rl.omni under transformers 5.6 for the same record: input_ids, labels, audio/video token counts,
   and that forward + backward + generate ran;
-- ``handoff_loss``: MODEL's loss on the batch saved by the default environment (BATCH.pt).
+- ``handoff_loss``: MODEL's loss on the batch saved by the default environment (BATCH.pt);
+- ``frames``: for the record's clip, sampled at 2 fps with 16 and with 2 frames at most (thinned), the frame
+  count, per-frame mean grey level and fps that LLaMA-Factory's qwen2_omni plugin passes on, and the same from
+  msa_omni.clip_media: SFT and the other stages must see the same frames at the same effective rate.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def lf_tokenize(model: str, export: Path) -> dict:
 def omni_example(model_dir: str, export: Path) -> dict:
     import torch
     from msa_core import Prompt
-    from msa_rl import omni
+    from msa_omni import io as omni
 
     record = json.loads((export / "msa_cot.json").read_text())[0]
     user = record["messages"][0]["content"].removeprefix("<video><audio>")
@@ -82,9 +85,32 @@ def omni_example(model_dir: str, export: Path) -> dict:
     }
 
 
+def frame_sampling(export: Path) -> dict:
+    from llamafactory.data.mm_plugin import get_mm_plugin
+    from msa_core import MediaSettings
+    from msa_omni import io as omni
+
+    record = json.loads((export / "msa_cot.json").read_text())[0]
+    video = str(export / record["videos"][0])
+    plugin = get_mm_plugin("qwen2_omni", "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>")
+    out = {}
+    for max_frames in (16, 2):
+        lf = plugin._regularize_videos(
+            [video], video_fps=2.0, video_maxlen=max_frames, image_max_pixels=3136, image_min_pixels=784
+        )
+        ours = omni.clip_media(video, MediaSettings(fps=2.0, max_frames=max_frames))
+        out[str(max_frames)] = {
+            "lf_fps": lf["fps_per_video"][0],
+            "lf_grey": [float(sum(f.convert("L").getdata()) / (f.width * f.height)) for f in lf["videos"][0]],
+            "ours_fps": ours.fps,
+            "ours_grey": [float(f.mean(axis=2).mean()) for f in ours.frames],
+        }
+    return out
+
+
 def handoff_loss(model_dir: str, batch_file: Path) -> float:
     import torch
-    from msa_rl import omni
+    from msa_omni import io as omni
 
     model, _ = omni.load_thinker(model_dir)
     model.eval()
@@ -102,6 +128,7 @@ def main() -> None:
         "lf": lf_tokenize(model, export),
         "omni": omni_example(model, export),
         "handoff_loss": handoff_loss(model, batch_file),
+        "frames": frame_sampling(export),
     }
     out.write_text(json.dumps(result))
 

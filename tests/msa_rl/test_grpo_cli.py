@@ -10,8 +10,9 @@ import grpo_helpers
 import pytest
 import yaml
 from msa_core import ConfigError
+from msa_core.recipe import parse_overrides
 from msa_rl.cli import app
-from msa_rl.grpo_config import GRPORecipe, load_grpo_recipe, parse_overrides, to_trl_args
+from msa_rl.grpo_config import GRPORecipe, load_grpo_recipe, to_trl_args
 from msa_rl.grpo_trainer import METRIC_KEYS, read_metrics
 from typer.testing import CliRunner
 

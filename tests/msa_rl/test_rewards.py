@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from msa_rl.rewards import (
     REWARD_FUNCS,
     completion_text,
@@ -12,7 +13,7 @@ from msa_rl.rewards import (
     polarity_reward,
     reward_components,
     score_reward,
-    weighted_total,
+    weighted_totals,
 )
 
 GOOD_POS = "<polarity>positive</polarity><think>The voice is warm.</think><score>0.6</score>"
@@ -134,13 +135,14 @@ def test_weights_combine_the_components_like_eq2() -> None:
     assert comps[0] == [1.0, 1.0, pytest.approx(1.0)]
     assert comps[1] == [1.0, 0.0, pytest.approx(0.5)]
     assert comps[2] == [0.0, 0.0, 0.0]
-    assert weighted_total(comps, [1, 1, 1]) == [pytest.approx(3.0), pytest.approx(1.5), 0.0]
-    assert weighted_total(comps, [0.5, 2.0, 0.0]) == [pytest.approx(2.5), pytest.approx(0.5), 0.0]
+    rows = torch.tensor(comps)
+    assert weighted_totals(rows, torch.tensor([1.0, 1, 1])).tolist() == pytest.approx([3.0, 1.5, 0.0])
+    assert weighted_totals(rows, torch.tensor([0.5, 2.0, 0.0])).tolist() == pytest.approx([2.5, 0.5, 0.0])
     # NaN components are skipped (TRL's nansum); a row with nothing scorable stays NaN
-    assert weighted_total([[1.0, math.nan, math.nan]], [1, 1, 1]) == [1.0]
-    assert math.isnan(weighted_total([[math.nan] * 3], [1, 1, 1])[0])
+    assert weighted_totals(torch.tensor([[1.0, math.nan, math.nan]]), torch.ones(3)).tolist() == [1.0]
+    assert math.isnan(weighted_totals(torch.full((1, 3), math.nan), torch.ones(3))[0].item())
     with pytest.raises(ValueError, match="3 weights"):
-        weighted_total(comps, [1, 1])
+        weighted_totals(rows, torch.ones(2))
 
 
 def test_reward_funcs_are_in_weight_order() -> None:

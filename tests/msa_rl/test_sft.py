@@ -10,12 +10,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from msa_core import ConfigError, DataError, DCOutput, Prompt, build_prompt, get_spec, read_mmsa
+from msa_core import (
+    ConfigError,
+    DataError,
+    DCOutput,
+    MediaSettings,
+    Prompt,
+    artifacts,
+    build_prompt,
+    get_spec,
+    read_mmsa,
+)
 from msa_rl import envs
 from msa_rl.cli import app
 from msa_rl.sft import (
-    LLAMAFACTORY_YAML,
-    METRICS_FILE,
     SFTConfig,
     load_sft_config,
     parse_log_line,
@@ -70,7 +78,7 @@ def _demo(tiny_model_dir: Path, lf_export: Path, out: Path, *sets: str) -> SFTCo
 )
 def test_recipes_load(recipe: str) -> None:
     config = load_sft_config(ROOT / recipe)
-    assert config.template == "qwen2_omni" and config.use_audio_in_video
+    assert config.template == "qwen2_omni" and config.media.audio_in_video
 
 
 def test_paper_recipe_is_the_papers() -> None:
@@ -164,12 +172,13 @@ def test_print_command_writes_the_yaml(
     sft_env = ROOT / ".venvs" / "sft"
     assert f"env -u VIRTUAL_ENV UV_PROJECT_ENVIRONMENT={sft_env}" in line
     assert "uv run --frozen --package msa-rl --extra sft llamafactory-cli train" in line
-    lf = yaml.safe_load((out / LLAMAFACTORY_YAML).read_text())
+    lf = yaml.safe_load((out / artifacts.LLAMAFACTORY_YAML).read_text())
     assert lf["dataset_dir"] == str(lf_export.resolve()) == lf["media_dir"]
     assert lf["model_name_or_path"] == str(tiny_model_dir.resolve())
     assert lf["template"] == "qwen2_omni" and lf["use_audio_in_video"] is True and lf["use_cpu"] is True
     assert lf["video_max_pixels"] == 3136 and lf["video_maxlen"] == 16
-    assert yaml.safe_load((out / "sft_config.yaml").read_text())["model"] == str(tiny_model_dir)
+    assert yaml.safe_load((out / artifacts.SFT_CONFIG).read_text())["model"] == str(tiny_model_dir)
+    assert MediaSettings.read(out) == MediaSettings(fps=2.0, max_frames=16, video_size=(56, 56))
     plan = prepare(_demo(tiny_model_dir, lf_export, out))
     assert "VIRTUAL_ENV" not in plan.env and plan.env["UV_PROJECT_ENVIRONMENT"] == str(sft_env)
 
@@ -229,7 +238,7 @@ def test_llamafactory_sft_loss_falls(sft_run) -> None:
     result, lines = sft_run
     assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
     assert result.losses[0] > result.losses[1] > result.losses[2]
-    metrics = [json.loads(x) for x in (result.output_dir / METRICS_FILE).read_text().splitlines()]
+    metrics = [json.loads(x) for x in (result.output_dir / artifacts.SFT_METRICS).read_text().splitlines()]
     assert [m["loss"] for m in metrics] == result.losses
     assert any("Running training" in x for x in lines)  # streamed, not swallowed
     assert (result.output_dir / "model.safetensors").is_file()
@@ -242,7 +251,7 @@ def test_handoff_same_loss_in_both_envs_and_same_tokens_as_llamafactory(
     """The SFT checkpoint loads in the default env with the same processor, and gives the same loss as under
     transformers 5.6; LLaMA-Factory's qwen2_omni rendering (system column) is token for token our chat template's."""
     import torch
-    from msa_rl import omni
+    from msa_omni import io as omni
     from transformers import AutoProcessor
 
     result, _ = sft_run
@@ -293,3 +302,11 @@ def test_handoff_same_loss_in_both_envs_and_same_tokens_as_llamafactory(
     assert probe["omni"]["input_ids"] == batch["input_ids"][0].tolist()
     assert probe["omni"]["audio_tokens"] > 0 and probe["omni"]["video_tokens"] > 0
     assert probe["omni"]["generated_new_tokens"] == 4 and probe["omni"]["vision_grad"] > 0
+    # The same clip, as LLaMA-Factory samples it for SFT and as msa_omni does for GRPO and predict: the same
+    # frames, and the same effective rate told to the processor, also when max_frames thins the clip (2 s at
+    # 2 fps is 4 frames; capped at 2 they are 1 s apart, and the rate passed on is 1 fps, not the asked-for 2).
+    for cap, expected_fps in (("16", 2.0), ("2", 1.0)):
+        frames = probe["frames"][cap]
+        assert frames["lf_fps"] == pytest.approx(frames["ours_fps"]) == pytest.approx(expected_fps)
+        assert len(frames["lf_grey"]) == len(frames["ours_grey"])
+        assert frames["lf_grey"] == pytest.approx(frames["ours_grey"], abs=3.0)  # resampling differs slightly

@@ -89,7 +89,7 @@ def test_a_table_naming_an_unknown_run_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="ghost"):
         plan([bad])
     bad.write_text("table: X\nruns: [a]\ndatasets: [sims]\nout: o\ncolour: red\n")
-    with pytest.raises(ConfigError, match="colour: unknown key"):
+    with pytest.raises(ConfigError, match="unknown key 'colour'"):
         plan([bad])
 
 

@@ -7,12 +7,13 @@ ConfigError naming the key. The API key is never a field: only the *name* of the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from msa_core import ConfigError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from msa_core import ConfigError, artifacts
+from msa_core.recipe import load_recipe, write_resolved
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cot_distill.teacher_prompt import DEFAULT_TEACHER_PROMPT
 
@@ -192,69 +193,16 @@ class DistillConfig(BaseModel):
         return [u.rstrip("/") for u in v]
 
 
-def _describe(exc: ValidationError, source: str) -> ConfigError:
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        if err["type"] == "extra_forbidden":
-            hint = " (the API key itself is never configured: set api_key_env)" if "key" in where else ""
-            problems.append(f"unknown key {where!r}{hint}")
-        else:
-            problems.append(f"{where}: {err['msg']}")
-    return ConfigError(f"{source}: {'; '.join(problems)}")
-
-
-def _parse_scalar(text: str) -> Any:
-    # YAML scalars: numbers, booleans, null, lists like [a, b]; anything else stays a string.
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_set(data: dict[str, Any], assignment: str) -> None:
-    """Apply one ``a.b=value`` override in place (value parsed as YAML)."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. sampling.temperature=0.2")
-    dotted, raw = assignment.split("=", 1)
-    parts = [p for p in dotted.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"--set {assignment!r}: empty key")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = _parse_scalar(raw)
-
-
 def load_config(
     path: str | Path | None = None, *, sets: list[str] | None = None, overrides: dict[str, Any] | None = None
 ) -> DistillConfig:
     """Build the config from a YAML file, ``--set`` assignments and explicit (non-None) overrides."""
-    data: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a distill config must be a YAML mapping")
-        data = dict(loaded)
-    for assignment in sets or []:
-        apply_set(data, assignment)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            data[key] = value
     try:
-        return DistillConfig(**data)
-    except ValidationError as exc:
-        raise _describe(exc, source) from None
+        return load_recipe(DistillConfig, path, sets, overrides)
+    except ConfigError as exc:
+        if re.search(r"unknown key '[^']*key[^']*'", str(exc)):
+            raise ConfigError(f"{exc} (the API key itself is never configured: set api_key_env)") from None
+        raise
 
 
 def config_dir(path: str | Path | None) -> Path | None:
@@ -264,16 +212,12 @@ def config_dir(path: str | Path | None) -> Path | None:
 
 def dump_config(cfg: DistillConfig, path: Path) -> None:
     """Write the resolved config (no secret can be in it: only api_key_env, the variable's name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_resolved(cfg, path)
 
 
 def read_run_config(out: str | Path) -> DistillConfig:
     """The resolved config a run wrote into its output directory."""
-    path = Path(out) / "config.yaml"
+    path = Path(out) / artifacts.DISTILL_CONFIG
     if not path.is_file():
         raise ConfigError(f"{path}: not found (is {out} a `cot-distill generate` output directory?)")
     return load_config(path)

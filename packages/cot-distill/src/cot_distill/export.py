@@ -35,16 +35,16 @@ from msa_core import (
     DCOutput,
     DCParseError,
     MSAError,
+    artifacts,
     build_prompt,
     get_spec,
     safe_media_path,
 )
 from msa_core.media import content_hash, extract_wav
 
-ACCEPTED_FILE = "accepted.jsonl"
-STATS_FILE = "stats.json"
-MANIFEST_FILE = "export.json"
-MEDIA_PLACEHOLDERS = "<video><audio>"
+ACCEPTED_FILE = artifacts.ACCEPTED
+STATS_FILE = artifacts.DISTILL_STATS
+MANIFEST_FILE = artifacts.EXPORT_MANIFEST
 Format = Literal["llamafactory", "hf"]
 FORMATS: tuple[Format, ...] = ("llamafactory", "hf")
 REQUIRED_FIELDS = ("video_id", "clip_id", "dataset", "split", "text", "label", "video_path", "answer")
@@ -62,11 +62,6 @@ class ExportResult:
     clips: int
     lf_files: dict[str, str] = field(default_factory=dict)
     hf_files: dict[str, str] = field(default_factory=dict)
-
-
-def lf_dataset_key(dataset_name: str, split: str) -> str:
-    """The dataset_info.json key of a split: the bare name for train, ``<name>_<split>`` otherwise."""
-    return dataset_name if split == "train" else f"{dataset_name}_{split}"
 
 
 def read_accepted(path: Path) -> list[dict[str, Any]]:
@@ -220,35 +215,6 @@ def _place_media(
         return dict(pool.map(one, clips.values()))
 
 
-def lf_record(row: dict[str, Any], video: str, audio: str) -> dict[str, Any]:
-    """One sharegpt record, the shape LLaMA-Factory's ``qwen2_omni`` SFT reads (see dataset_info_entry)."""
-    return {
-        "id": row["id"],
-        "messages": [
-            {"role": "user", "content": MEDIA_PLACEHOLDERS + row["user"]},
-            {"role": "assistant", "content": row["answer"]},
-        ],
-        "system": row["system"],
-        "videos": [video],
-        "audios": [audio],
-    }
-
-
-def dataset_info_entry(file_name: str) -> dict[str, Any]:
-    return {
-        "file_name": file_name,
-        "formatting": "sharegpt",
-        "columns": {"messages": "messages", "system": "system", "videos": "videos", "audios": "audios"},
-        "tags": {
-            "role_tag": "role",
-            "content_tag": "content",
-            "user_tag": "user",
-            "assistant_tag": "assistant",
-            "system_tag": "system",
-        },
-    }
-
-
 def hf_features():
     """The HF ``datasets`` schema of the export (imported lazily: datasets is heavy)."""
     from datasets import ClassLabel, Features, List, Value
@@ -323,7 +289,12 @@ def export(
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for row in rows:
         video, audio = media[row["id"]]
-        by_split[row["split"]].append({**lf_record(row, video, audio), **_schema_fields(row)})
+        by_split[row["split"]].append(
+            {
+                **artifacts.lf_record(row["id"], row["system"], row["user"], row["answer"], video, audio),
+                **_schema_fields(row),
+            }
+        )
     by_split = {s: recs for s, recs in by_split.items() if recs}
     result = ExportResult(
         out_dir=out_dir,
@@ -333,16 +304,16 @@ def export(
     )
 
     if "llamafactory" in formats:
-        info_path = out_dir / "dataset_info.json"
+        info_path = out_dir / artifacts.LF_DATASET_INFO
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         for split, recs in by_split.items():
-            key = lf_dataset_key(dataset_name, split)
+            key = artifacts.lf_dataset_key(dataset_name, split)
             file_name = f"{key}.json"
             _write_json(
                 out_dir / file_name,
                 [{k: r[k] for k in ("id", "messages", "system", "videos", "audios")} for r in recs],
             )
-            info[key] = dataset_info_entry(file_name)
+            info[key] = artifacts.lf_dataset_info_entry(file_name)
             result.lf_files[split] = file_name
         _write_json(info_path, info)
     if "hf" in formats:
@@ -396,9 +367,9 @@ def _remove_stale(out_dir: Path, previous: dict[str, Any], result: ExportResult,
     for rel in old:
         if rel not in keep:
             (out_dir / rel).unlink(missing_ok=True)
-    current = {lf_dataset_key(result.dataset_name, split) for split in result.lf_files}
+    current = {artifacts.lf_dataset_key(result.dataset_name, split) for split in result.lf_files}
     stale = {v["dataset"] for v in previous.get("llamafactory", {}).values()} - current
-    info_path = out_dir / "dataset_info.json"
+    info_path = out_dir / artifacts.LF_DATASET_INFO
     if stale and info_path.is_file():
         info = json.loads(info_path.read_text())
         _write_json(info_path, {k: v for k, v in info.items() if k not in stale})
@@ -454,7 +425,7 @@ def _manifest(rows, by_split, result: ExportResult, source: Path, link: bool) ->
             for split, recs in by_split.items()
         },
         "llamafactory": {
-            split: {"dataset": lf_dataset_key(result.dataset_name, split), "file": f}
+            split: {"dataset": artifacts.lf_dataset_key(result.dataset_name, split), "file": f}
             for split, f in result.lf_files.items()
         },
         "hf": result.hf_files,

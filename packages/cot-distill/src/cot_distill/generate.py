@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msa_core import Clip, ConfigError, DatasetSpec, MSAError, get_spec, read_mmsa
+from msa_core import Clip, ConfigError, DatasetSpec, MSAError, artifacts, get_spec, read_mmsa
 from msa_core.media import content_hash, extract_wav
 
 from cot_distill.cache import JsonlAppender, request_key, write_json_atomic
@@ -249,7 +249,7 @@ class Generator:
         ]
         if cfg.send_audio:
             # The audio track goes as its own part: per-request use_audio_in_video needs a server flag and
-            # fails on clips without audio (design note, "The teacher through vLLM").
+            # fails on clips without audio (docs/architecture.md, "The teacher through vLLM").
             wav = extract_wav(clip.video_path, out_dir=self.wav_dir)
             parts.append(
                 {"type": "audio_url", "audio_url": {"url": media_url(wav, cfg.media_url, "audio/wav")}}
@@ -452,7 +452,7 @@ def generate(
     GenerateInterrupted (a KeyboardInterrupt) is raised with the result."""
     gen = Generator(cfg, config_dir=config_dir)
     gen.out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, gen.out / "config.yaml")
+    dump_config(cfg, gen.out / artifacts.DISTILL_CONFIG)
     reqs = gen.plan(gen.clips())
     jobs = gen.jobs(reqs)
     if show_progress is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from msa_core import MSAError
+from msa_core import MSAError, artifacts
 
 from cot_distill.app import app, fail
 
@@ -145,10 +145,10 @@ def filter_cmd(
     from cot_distill.outcomes import summarize
 
     try:
-        cfg = load_config(out / "config.yaml", sets=sets)
+        cfg = load_config(out / artifacts.DISTILL_CONFIG, sets=sets)
         stats = summarize(out, cfg, get_spec(cfg.dataset))
         if sets:
-            dump_config(cfg, out / "config.yaml")
+            dump_config(cfg, out / artifacts.DISTILL_CONFIG)
     except MSAError as exc:
         raise fail(exc) from None
     typer.echo(_summary(stats))

@@ -18,19 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msa_core import POLARITIES, DataError, DatasetSpec, polarity_of
+from msa_core import POLARITIES, DataError, DatasetSpec, artifacts, polarity_of
 
 from cot_distill.cache import read_jsonl, write_json_atomic, write_jsonl_atomic
 from cot_distill.config import DistillConfig, JudgeConfig
 from cot_distill.filters import AnswerFilter, Verdict, judge_reason, reason_group
 
-RESPONSES = "responses.jsonl"
-JUDGEMENTS = "judgements.jsonl"
-FAILURES = "failures.jsonl"
-ACCEPTED = "accepted.jsonl"
-REJECTED = "rejected.jsonl"
-STATS = "stats.json"
-PLAN = "plan.json"
+# The run folder's files (names owned by msa_core.artifacts: export and push read them too).
+RESPONSES = artifacts.RESPONSES
+JUDGEMENTS = artifacts.JUDGEMENTS
+FAILURES = artifacts.FAILURES
+ACCEPTED = artifacts.ACCEPTED
+REJECTED = artifacts.REJECTED
+STATS = artifacts.DISTILL_STATS
+PLAN = artifacts.DISTILL_PLAN
 STATES = ("accepted", "rejected", "failed", "pending")
 
 

@@ -1,8 +1,10 @@
 """msa-core: the schema every msa-thinker package shares."""
 
+from msa_core import artifacts, recipe
 from msa_core.dc import DCOutput, DCParseError, LenientParse
 from msa_core.errors import ConfigError, DataError, MediaError, MSAError
 from msa_core.jsonl import JsonlAppender, read_jsonl, write_json_atomic, write_jsonl_atomic
+from msa_core.media_settings import MediaSettings
 from msa_core.mmsa import ID_SEPARATOR, SPLITS, Clip, MMSADataset, read_mmsa, safe_media_path
 from msa_core.prompt import PROMPT_VERSION, SYSTEM_PROMPT, Prompt, build_prompt, chat_messages
 from msa_core.spec import (
@@ -19,7 +21,17 @@ from msa_core.spec import (
 # PyAV (media, synthetic data) costs ~0.25 s to import; every CLI imports msa_core, so load those on first use.
 _LAZY = {
     **dict.fromkeys(
-        ("MediaInfo", "content_hash", "extract_wav", "load_audio", "probe", "sample_frames", "write_wav"),
+        (
+            "MediaInfo",
+            "MediaSettings",
+            "content_hash",
+            "extract_wav",
+            "load_audio",
+            "probe",
+            "sample_frames",
+            "sample_model_frames",
+            "write_wav",
+        ),
         "msa_core.media",
     ),
     "make_dataset": "msa_core.synthetic",
@@ -56,8 +68,10 @@ __all__ = [
     "MSAError",
     "MediaError",
     "MediaInfo",
+    "MediaSettings",
     "Polarity",
     "Prompt",
+    "artifacts",
     "build_prompt",
     "chat_messages",
     "content_hash",
@@ -70,10 +84,12 @@ __all__ = [
     "probe",
     "read_jsonl",
     "read_mmsa",
+    "recipe",
     "register_spec",
     "register_spec_file",
     "safe_media_path",
     "sample_frames",
+    "sample_model_frames",
     "write_json_atomic",
     "write_jsonl_atomic",
     "write_wav",

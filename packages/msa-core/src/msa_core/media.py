@@ -270,3 +270,53 @@ def sample_frames(
         height, width = size if size is not None else (picked[0].height, picked[0].width)
         arrays = [f.reformat(width=width, height=height, format="rgb24").to_ndarray() for f in picked]
     return np.stack(arrays).astype(np.uint8, copy=False)
+
+
+def model_frame_count(duration: float, fps: float, max_frames: int | None, total_frames: int) -> int:
+    """How many frames a clip gives the model: ``floor(duration * fps)``, at least 1, at most ``max_frames`` and
+    the clip's own frame count (LLaMA-Factory's rule, which the SFT stage uses and every other stage follows)."""
+    count = max(1, math.floor(duration * fps))
+    return min(total_frames, count, max_frames if max_frames is not None else count)
+
+
+def sample_model_frames(
+    path: str | Path, fps: float = 2.0, max_frames: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Frames as a model is trained on them, and their effective rate.
+
+    ``model_frame_count`` frames spread evenly over the clip's decoded frames (``linspace(0, total - 1, n)``, as
+    LLaMA-Factory and Qwen's own video loader pick them), and the rate ``n / duration`` that the processor must be
+    told: with the asked-for ``fps``, a clip thinned by ``max_frames`` would have its frames placed too close
+    together in time, and TMRoPE's video positions would drift away from the audio's (25 per second).
+    """
+    path = Path(path)
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError("no video stream", file=path)
+        stream = container.streams.video[0]
+        duration, total = _duration(container, stream), int(stream.frames or 0)
+        if total <= 0 or duration <= 0:  # no frame count or duration in the container: decode to count them
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            total, duration = len(decoded), duration if duration > 0 else len(decoded) / rate
+            if not decoded:
+                raise MediaError("video stream has zero decodable frames", file=path)
+            count = model_frame_count(duration, fps, max_frames, total)
+            picked = [decoded[i] for i in np.linspace(0, total - 1, count).astype(np.int64)]
+        else:
+            count = model_frame_count(duration, fps, max_frames, total)
+            wanted = np.linspace(0, total - 1, count).astype(np.int64).tolist()
+            picked: list[np.ndarray] = []
+            for index, frame in enumerate(container.decode(stream)):
+                while len(picked) < count and wanted[len(picked)] == index:
+                    picked.append(frame.to_ndarray(format="rgb24"))
+                if len(picked) == count:
+                    break
+            if not picked:
+                raise MediaError("video stream has zero decodable frames", file=path)
+            picked += [picked[-1]] * (count - len(picked))  # the container promised more frames than it held
+    return np.stack(picked).astype(np.uint8, copy=False), count / duration

@@ -1,22 +1,23 @@
 """Greedy prediction with a trained thinker: one ``<dataset>.jsonl`` per dataset, for ``msa-eval report``.
 
-The prompt is the training prompt (``msa_core.build_prompt`` rendered by ``msa_rl.omni.encode_prompt`` with
-audio-in-video), so evaluation sees the task SFT and GRPO trained on. Runs are resumable: every batch is
-appended and flushed, a rerun skips the ids already written, and a torn last line (killed mid-write) is cut.
+The prompt is the training prompt (``msa_core.build_prompt`` rendered by ``msa_omni.encode_prompt`` with
+audio-in-video), and frames are sampled with the media settings the checkpoint was trained with
+(``media.json`` next to the weights), so evaluation sees the task SFT and GRPO trained on. Runs are resumable:
+every batch is appended through the crash-safe JSONL appender, a rerun skips the ids already written, and a torn
+last line (killed mid-write) is cut.
 
-Backends: ``hf`` (transformers ``generate``, CPU or GPU, left-padded batches) and ``vllm`` (GPU machines with
-the ``vllm`` extra; imported only when chosen).
+Backends (``msa_omni.generate``): ``hf`` (transformers ``generate``, CPU or GPU, left-padded batches) and
+``vllm`` (vLLM's offline engine; imported only when chosen). This module imports no torch itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from msa_core import (
     PROMPT_VERSION,
@@ -24,17 +25,22 @@ from msa_core import (
     ConfigError,
     DataError,
     DCOutput,
+    JsonlAppender,
     MediaError,
+    artifacts,
     build_prompt,
     read_mmsa,
 )
 from msa_core.jsonl import read_jsonl
+from msa_core.media_settings import MediaSettings
 from msa_core.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from msa_omni import Generator
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["hf", "vllm"]
-CONFIG_NAME = "predict.json"
 # Settings that change the answers: a rerun into the same run directory must use the same ones.
 _IDENTITY_KEYS = (
     "model",
@@ -42,9 +48,7 @@ _IDENTITY_KEYS = (
     "split",
     "max_new_tokens",
     "prompt_version",
-    "fps",
-    "max_frames",
-    "video_size",
+    *MediaSettings.model_fields,
 )
 
 
@@ -58,18 +62,27 @@ class PredictSettings:
     batch_size: int = 8
     max_new_tokens: int = 256
     limit: int | None = None
-    fps: float = 2.0
-    max_frames: int = 16
-    video_size: tuple[int, int] = (56, 56)
+    media: MediaSettings = field(default_factory=MediaSettings)
     dtype: str = "auto"
     device: str = "auto"
     on_media_error: Literal["fail", "skip"] = "fail"
     prompt_version: str = PROMPT_VERSION
 
     def identity(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["video_size"] = list(self.video_size)
+        d = {k: v for k, v in asdict(self).items() if k != "media"}
+        d.update(self.media.model_dump(mode="json"))
         return {k: d[k] for k in _IDENTITY_KEYS}
+
+    def generation(self):
+        from msa_omni import GenerationSettings
+
+        return GenerationSettings(
+            model=self.model,
+            max_new_tokens=self.max_new_tokens,
+            dtype=self.dtype,
+            device=self.device,
+            media=self.media,
+        )
 
 
 @dataclass
@@ -84,214 +97,17 @@ class DatasetSummary:
     parse_failures: int = 0
 
 
-class Generator:
-    """Turns (prompt, clip) pairs into raw answers. Subclasses: HFGenerator, VLLMGenerator."""
-
-    def generate(
-        self, clips: Sequence[Clip], specs: Sequence[DatasetSpec], media: Sequence[Any]
-    ) -> list[str]:
-        """Raw answers for the clips, each prompted with its own dataset's scale."""
-        raise NotImplementedError
-
-
 def load_media(clip: Clip, settings: PredictSettings) -> Any:
-    """The clip's frames and audio track, sampled as in training (``msa_rl.omni.clip_media``)."""
-    from msa_rl.omni import clip_media
+    """The clip's frames and audio track, sampled as in training (``msa_omni.clip_media``)."""
+    from msa_omni import clip_media
 
-    return clip_media(clip.video_path, fps=settings.fps, max_frames=settings.max_frames)
-
-
-# -------------------------------------------------------------------------------------------------------- HF
-def _left_pad_collate(rows: list[Any], pad_id: int) -> dict[str, Any]:
-    """Merge per-row processor outputs into one left-padded batch.
-
-    Text tensors are left-padded (generation continues at the right edge). Media tensors are concatenated in
-    row order: ``pixel_values_videos`` are flattened patches indexed through ``video_grid_thw`` (one entry per
-    video); Whisper features are right-padded to the longest row with their mask.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    out: dict[str, Any] = {}
-    width = max(int(r["input_ids"].shape[-1]) for r in rows)
-    ids, mask = [], []
-    for r in rows:
-        n = int(r["input_ids"].shape[-1])
-        ids.append(F.pad(r["input_ids"].reshape(1, n), (width - n, 0), value=pad_id))
-        am = r.get("attention_mask")
-        am = torch.ones(1, n, dtype=torch.long) if am is None else am.reshape(1, n)
-        mask.append(F.pad(am, (width - n, 0), value=0))
-    out["input_ids"], out["attention_mask"] = torch.cat(ids), torch.cat(mask)
-    for key in rows[0]:
-        if key in ("input_ids", "attention_mask"):
-            continue
-        vals = [r[key] for r in rows]
-        if not isinstance(vals[0], torch.Tensor):
-            out[key] = [v for val in vals for v in (val if isinstance(val, list | tuple) else [val])]
-            continue
-        if key in ("input_features", "feature_attention_mask"):
-            n = max(v.shape[-1] for v in vals)
-            vals = [F.pad(v, (0, n - v.shape[-1])) for v in vals]
-        out[key] = torch.cat(vals)
-    return out
-
-
-class HFGenerator(Generator):
-    """transformers ``generate``: greedy, left-padded batches, multimodal special tokens suppressed."""
-
-    def __init__(self, settings: PredictSettings):
-        import torch
-        from msa_rl.omni import load_thinker, media_token_ids
-
-        self.settings = settings
-        device = settings.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        dtype = settings.dtype
-        if dtype == "auto":  # bf16 on a GPU as in training; fp32 on a CPU (bf16 there is slow and inexact)
-            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
-        self.model, self.processor = load_thinker(settings.model, dtype=dtype)
-        self.model.to(self.device).eval()
-        tok = self.processor.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.suppress = media_token_ids(self.model.config)
-
-    def generate(
-        self, clips: Sequence[Clip], specs: Sequence[DatasetSpec], media: Sequence[Any]
-    ) -> list[str]:
-        import torch
-        from msa_rl.omni import encode_prompt, model_forward_kwargs
-
-        rows = [
-            encode_prompt(self.processor, build_prompt(c.text, spec), m, video_size=self.settings.video_size)
-            for c, spec, m in zip(clips, specs, media, strict=True)
-        ]
-        batch = _left_pad_collate([dict(r) for r in rows], self.pad_id)
-        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        if batch.get("pixel_values_videos") is not None and batch["pixel_values_videos"].is_floating_point():
-            batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.model.dtype)
-        if batch.get("input_features") is not None:
-            batch["input_features"] = batch["input_features"].to(self.model.dtype)
-        with torch.inference_mode():
-            out = self.model.generate(
-                **model_forward_kwargs(batch),
-                max_new_tokens=self.settings.max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                suppress_tokens=self.suppress or None,
-                pad_token_id=self.pad_id,
-            )
-        new = out[:, batch["input_ids"].shape[1] :]
-        return self.processor.batch_decode(new, skip_special_tokens=True)
-
-
-# ------------------------------------------------------------------------------------------------------ vLLM
-def _import_vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as exc:  # the extra is GPU-only and not part of the default environment
-        raise ConfigError(
-            "the vllm backend needs vLLM: on a GPU machine run `uv sync --locked --extra vllm`, "
-            "or use `--backend hf`"
-        ) from exc
-    return vllm
-
-
-def vllm_model_dir(thinker_dir: Path, out_dir: Path) -> Path:
-    """A directory vLLM can load for a thinker-only checkpoint.
-
-    vLLM registers Qwen2.5-Omni only as the full ``Qwen2_5OmniModel`` (it reads ``hf_config.thinker_config``)
-    and expects weights named ``thinker.*``: write that config, re-save the weights under the prefix and link
-    the processor files. A full Omni checkpoint is returned unchanged.
-    """
-    if not thinker_dir.exists():  # a hub id: the full Omni model, which vLLM loads as it is
-        return thinker_dir
-    config = json.loads((thinker_dir / "config.json").read_text())
-    if "thinker_config" in config:
-        return thinker_dir
-    from safetensors.torch import load_file, save_file
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    thinker = dict(config)
-    thinker.pop("architectures", None)
-    full = {
-        "architectures": ["Qwen2_5OmniModel"],
-        "model_type": "qwen2_5_omni",
-        "enable_audio_output": False,
-        "thinker_config": thinker,
-        "torch_dtype": config.get("torch_dtype", config.get("dtype", "bfloat16")),
-    }
-    (out_dir / "config.json").write_text(json.dumps(full, indent=2))
-    shards = sorted(thinker_dir.glob("*.safetensors"))
-    if not shards:
-        raise DataError("no *.safetensors weights found", file=thinker_dir)
-    for shard in shards:
-        tensors = load_file(str(shard))
-        save_file(
-            {f"thinker.{k}": v for k, v in tensors.items()},
-            str(out_dir / shard.name),
-            metadata={"format": "pt"},
-        )
-    index = thinker_dir / "model.safetensors.index.json"
-    if index.is_file():
-        data = json.loads(index.read_text())
-        data["weight_map"] = {f"thinker.{k}": v for k, v in data["weight_map"].items()}
-        (out_dir / index.name).write_text(json.dumps(data))
-    for f in thinker_dir.iterdir():
-        if f.suffix in (".json", ".jinja", ".txt", ".model") and f.name not in ("config.json", index.name):
-            target = out_dir / f.name
-            if not target.exists():
-                target.symlink_to(f.resolve())
-    return out_dir
-
-
-class VLLMGenerator(Generator):
-    """vLLM offline engine (GPU): the thinker, video frames + the clip's audio track, audio-in-video."""
-
-    def __init__(self, settings: PredictSettings, work_dir: Path):
-        vllm = _import_vllm()
-        from transformers import AutoProcessor
-
-        self.settings = settings
-        model_dir = vllm_model_dir(Path(settings.model), work_dir / ".vllm-model")
-        self.processor = AutoProcessor.from_pretrained(settings.model)
-        self.llm = vllm.LLM(
-            model=str(model_dir),
-            dtype="bfloat16" if settings.dtype == "auto" else settings.dtype,
-            limit_mm_per_prompt={"image": 0, "video": 1, "audio": 1},
-            max_model_len=8192,
-        )
-        self.params = vllm.SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
-
-    def generate(
-        self, clips: Sequence[Clip], specs: Sequence[DatasetSpec], media: Sequence[Any]
-    ) -> list[str]:
-        from msa_rl.omni import render_prompt
-
-        requests = []
-        for clip, spec, m in zip(clips, specs, media, strict=True):
-            # Audio in the video: only the video placeholder goes into the prompt; vLLM interleaves the audio.
-            text = render_prompt(self.processor, build_prompt(clip.text, spec), with_video=True)
-            requests.append(
-                {
-                    "prompt": text,
-                    "multi_modal_data": {"video": m.frames, "audio": (m.audio, 16000)},
-                    "mm_processor_kwargs": {"use_audio_in_video": True, "fps": m.fps},
-                }
-            )
-        outputs = self.llm.generate(requests, self.params, use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
+    return clip_media(clip.video_path, settings.media)
 
 
 def make_generator(settings: PredictSettings, run_dir: Path) -> Generator:
-    if settings.backend == "hf":
-        return HFGenerator(settings)
-    if settings.backend == "vllm":
-        return VLLMGenerator(settings, run_dir)
-    raise ConfigError(f"unknown backend {settings.backend!r}; use hf or vllm")
+    from msa_omni import make_generator as make
+
+    return make(settings.backend, settings.generation(), run_dir)
 
 
 # ---------------------------------------------------------------------------------------------- output files
@@ -304,32 +120,32 @@ def read_finished(path: Path) -> dict[str, dict[str, Any]]:
 
 def make_record(clip: Clip, spec: DatasetSpec, split: str, raw: str) -> dict[str, Any]:
     parsed = DCOutput.parse_lenient(raw, spec)
-    return {
-        "id": clip.id,
-        "dataset": spec.name,
-        "split": split,
-        "label": clip.label,
-        "text": clip.text,
-        "raw_output": raw,
-        "polarity": parsed.polarity,
-        "score": parsed.score,
-        "parse_status": parsed.status,
-        "parse_reason": parsed.reason,
-    }
+    return artifacts.prediction_record(
+        clip_id=clip.id,
+        dataset=spec.name,
+        split=split,
+        label=clip.label,
+        text=clip.text,
+        raw_output=raw,
+        polarity=parsed.polarity,
+        score=parsed.score,
+        parse_status=parsed.status,
+        parse_reason=parsed.reason,
+    )
 
 
 def _check_run_config(run_dir: Path, settings: PredictSettings, dataset: str, data_dir: Path) -> None:
     """Refuse to append to predictions made with other settings; record this dataset's settings."""
-    path = run_dir / CONFIG_NAME
+    path = run_dir / artifacts.PREDICT_CONFIG
     config = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
     prev = config["datasets"].get(dataset)
     ident = settings.identity()
-    if prev is not None and (run_dir / f"{dataset}.jsonl").is_file():
+    if prev is not None and artifacts.predictions_path(run_dir, dataset).is_file():
         diff = [k for k in _IDENTITY_KEYS if prev.get(k) != ident[k]]
         if diff:
             shown = ", ".join(f"{k}: {prev.get(k)!r} -> {ident[k]!r}" for k in diff)
             raise ConfigError(
-                f"{run_dir / (dataset + '.jsonl')} was written with other settings ({shown}); "
+                f"{artifacts.predictions_path(run_dir, dataset)} was written with other settings ({shown}); "
                 "use another --out or pass --overwrite"
             )
     config["datasets"][dataset] = {**ident, "data": str(data_dir), "batch_size": settings.batch_size}
@@ -337,45 +153,13 @@ def _check_run_config(run_dir: Path, settings: PredictSettings, dataset: str, da
 
 
 # ---------------------------------------------------------------------------------------------- media settings
-MEDIA_DEFAULTS: dict[str, Any] = {"fps": 2.0, "max_frames": 16, "video_size": (56, 56)}
-
-
-def training_media_settings(model: str | Path) -> dict[str, Any]:
-    """fps, max_frames and video_size the checkpoint was trained with, read from the resolved recipe that
-    ``msa-rl grpo`` (grpo_config.yaml) or ``msa-rl sft`` (sft_config.yaml) left next to the weights; {} if none.
-
-    Prediction must sample frames as training did: a model trained on 128 frames of 256x256 that is shown 16
-    frames of 56x56 answers a different question.
-    """
-    import math
-
-    import yaml
-
-    root = Path(model)
-    grpo, sft = root / "grpo_config.yaml", root / "sft_config.yaml"
+def resolve_media(trained: MediaSettings | None, given: dict[str, Any]) -> MediaSettings:
+    """The checkpoint's media settings (or the defaults) with the options given on the command line on top."""
+    base = trained.model_dump() if trained is not None else {}
     try:
-        if grpo.is_file():
-            cfg = yaml.safe_load(grpo.read_text()) or {}
-            size = cfg.get("video_size")
-            found = {
-                "fps": cfg.get("fps"),
-                "max_frames": cfg.get("max_frames"),
-                "video_size": tuple(int(x) for x in size) if size else None,
-            }
-        elif sft.is_file():
-            cfg = yaml.safe_load(sft.read_text()) or {}
-            pixels = cfg.get("video_max_pixels")
-            side = math.isqrt(int(pixels)) if pixels else None  # only the pixel budget matters
-            found = {
-                "fps": cfg.get("video_fps"),
-                "max_frames": cfg.get("video_maxlen"),
-                "video_size": (side, side) if side else None,
-            }
-        else:
-            return {}
-    except (OSError, yaml.YAMLError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{model}: cannot read the training recipe next to the weights: {exc}") from None
-    return {k: v for k, v in found.items() if v is not None}
+        return MediaSettings.model_validate({**base, **given})
+    except ValueError as exc:
+        raise ConfigError(f"media settings: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------------- driver
@@ -398,7 +182,7 @@ def _open_job(data_dir: Path, dataset: str, run_dir: Path, settings: PredictSett
         raise DataError(
             f"no clips in split {settings.split!r} (with their mp4 present)", file=ds.root / "label.csv"
         )
-    out_path = run_dir / f"{ds.spec.name}.jsonl"
+    out_path = artifacts.predictions_path(run_dir, ds.spec.name)
     _check_run_config(run_dir, settings, ds.spec.name, ds.root)
     done = read_finished(out_path)
     todo = [c for c in clips if c.id not in done]
@@ -415,14 +199,15 @@ def predict_datasets(
 ) -> list[DatasetSummary]:
     """Predict every job's remaining clips; a batch may mix datasets (small test sets fill one together).
 
-    Each batch's lines are appended to their dataset's file and flushed before the next batch starts.
+    Each batch's records are appended to their dataset's file (one os.write each, ``JsonlAppender``) before the
+    next batch starts.
     ``get_generator`` is called only when there is something to generate, so a finished run loads no model.
     """
     for job in jobs:
         if progress:
             progress(job.spec.name, job.summary.skipped, job.summary.total)
     queue = [(job, clip) for job in jobs for clip in job.todo]
-    files = {id(job): job.summary.path.open("a", encoding="utf-8") for job in jobs if job.todo}
+    files = {id(job): JsonlAppender(job.summary.path) for job in jobs if job.todo}
     try:
         for start in range(0, len(queue), settings.batch_size):
             chunk = queue[start : start + settings.batch_size]
@@ -438,18 +223,13 @@ def predict_datasets(
                     log.warning("skipping %s: %s", clip.id, exc)
                     job.summary.media_errors.append(clip.id)
             if ready:
-                answers = get_generator().generate([c for _, c in ready], [j.spec for j, _ in ready], media)
-                lines: dict[int, list[str]] = {}
+                prompts = [build_prompt(c.text, j.spec) for j, c in ready]
+                answers = get_generator().generate(prompts, media)
                 for (job, clip), raw in zip(ready, answers, strict=True):
                     rec = make_record(clip, job.spec, settings.split, raw)
                     job.summary.parse_failures += rec["parse_status"] == "failed"
                     job.summary.generated += 1
-                    lines.setdefault(id(job), []).append(json.dumps(rec, ensure_ascii=False) + "\n")
-                for key, batch_lines in lines.items():
-                    fh = files[key]
-                    fh.write("".join(batch_lines))
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    files[id(job)].append(rec)
             if progress:
                 for job in jobs:
                     n = sum(1 for j, _ in chunk if j is job)
@@ -477,14 +257,15 @@ def predict(
 ) -> list[DatasetSummary]:
     """Predict every (data_dir, dataset) pair with one loaded model: the paper's cross-dataset matrix.
 
-    ``fps``, ``max_frames`` and ``video_size`` (keyword arguments) default to what the model was trained with
-    (``training_media_settings``), else to the tiny model's 2.0 / 16 / 56x56.
+    ``fps``, ``max_frames`` and ``video_size`` (keyword arguments) override the media settings the model was
+    trained with (``media.json`` next to its weights); a model without them (a hub model, zero-shot) gets
+    ``MediaSettings()``'s defaults unless given.
     """
     if not pairs:
         raise ConfigError("give at least one --data DIR --dataset NAME pair")
     if batch_size < 1 or max_new_tokens < 1 or (limit is not None and limit < 1):
         raise ConfigError("--batch-size, --max-new-tokens and --limit must be positive")
-    from msa_rl.omni import check_thinker_dir
+    from msa_omni import check_thinker_dir
 
     check_thinker_dir(model)  # a local Omni checkpoint, or a hub id (e.g. Qwen/Qwen2.5-Omni-7B for zero-shot)
     model_dir = Path(model)
@@ -498,20 +279,12 @@ def predict(
             raise DataError(
                 "label.csv not found (expected the MMSA layout)", file=Path(data_dir) / "label.csv"
             )
-    media = {**MEDIA_DEFAULTS, **training_media_settings(model)}
-    media.update(
-        {
-            k: settings_kw.pop(k)
-            for k in list(settings_kw)
-            if k in MEDIA_DEFAULTS and settings_kw[k] is not None
-        }
-    )
-    settings_kw = {k: v for k, v in settings_kw.items() if k not in MEDIA_DEFAULTS}
+    trained = MediaSettings.read(model_dir) if model_dir.is_dir() else None
+    given = {k: settings_kw.pop(k) for k in list(settings_kw) if k in MediaSettings.model_fields}
+    media = resolve_media(trained, {k: v for k, v in given.items() if v is not None})
     settings = PredictSettings(
         model=str(model_dir.resolve()) if model_dir.exists() else str(model),
-        fps=float(media["fps"]),
-        max_frames=int(media["max_frames"]),
-        video_size=tuple(media["video_size"]),
+        media=media,
         backend=backend,
         split=split,
         batch_size=batch_size,
@@ -523,7 +296,7 @@ def predict(
     run_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
         for name in names:
-            (run_dir / f"{name}.jsonl").unlink(missing_ok=True)
+            artifacts.predictions_path(run_dir, name).unlink(missing_ok=True)
     loaded: list[Generator] = []
 
     def get_generator() -> Generator:

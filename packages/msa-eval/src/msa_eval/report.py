@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from msa_core import DataError, DatasetSpec, MSAError, get_spec, list_specs
+from msa_core import artifacts as A
 
 from msa_eval.bootstrap import bootstrap_ci, paired_bootstrap
 from msa_eval.metrics import PERCENT_KEYS, MetricWarning, metrics_from_samples, prepare
@@ -45,7 +46,7 @@ ALL_VALUE_KEYS = (
     "corr",
 )
 FAMILY_ORDER = ("sims", "mosi")
-OUTPUT_FILES = ("report.md", "tables.tex", "metrics.csv", "metrics.json")
+OUTPUT_FILES = (A.REPORT_MARKDOWN, A.REPORT_LATEX, A.REPORT_CSV, A.REPORT_JSON)
 
 
 class ReportWarning(UserWarning):
@@ -314,18 +315,46 @@ def _paired_markdown(paired: dict, titles: dict[str, str], run_a: str, run_b: st
     return "\n".join(lines)
 
 
-def write_report(
+@dataclass
+class ScoredRuns:
+    """Every run × dataset scored, with what the tables need to say about them (no file written yet)."""
+
+    runs: list[str]
+    dirs: list[Path]
+    specs: list[DatasetSpec]
+    train: DatasetSpec | None
+    domains: dict[str, str | None]
+    titles: dict[str, str]
+    cells: dict[tuple[str, str], Cell]
+    paired: dict[str, dict]
+    on_failure: str
+    n_boot: int
+    seed: int
+    notes: _Notes
+
+    def by_family(self) -> dict[str, list[DatasetSpec]]:
+        return {f: [s for s in self.specs if s.metric_family == f] for f in FAMILY_ORDER}
+
+    def metric_cells(self) -> dict[tuple[str, str], dict]:
+        return {k: c.metrics for k, c in self.cells.items() if c.status == "ok"}
+
+    def ci_cells(self) -> dict[tuple[str, str], dict]:
+        return {k: c.ci for k, c in self.cells.items() if c.status == "ok" and c.ci}
+
+    def columns(self, family: str) -> list[DatasetColumn]:
+        return [DatasetColumn(s.name, self.titles[s.name]) for s in self.by_family()[family]]
+
+
+def score_runs(
     run_dirs: list[str | Path],
-    out: str | Path,
     *,
     train_domain: str | None = None,
     datasets: list[str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     on_failure: str = "neutral",
-) -> ReportResult:
-    """Score every run × dataset and write report.md, tables.tex, metrics.csv, metrics.json and
-    plots/*.png."""
+) -> ScoredRuns:
+    """Score every run × dataset (metrics, bootstrap intervals, the paired test of the first two runs)."""
     notes = _Notes()
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -349,57 +378,53 @@ def write_report(
         for s in specs
     }
     titles = {s.name: f"{s.title} ({domains[s.name]})" if domains[s.name] else s.title for s in specs}
-
     cells = {
         (run, s.name): _score_cell(run, d, s, on_failure, n_boot, seed, notes)
         for run, d in zip(runs, dirs, strict=True)
         for s in specs
     }
-
     paired: dict[str, dict] = {}
     if len(runs) >= 2 and n_boot > 0:
         for s in specs:
             a, b = cells[(runs[0], s.name)], cells[(runs[1], s.name)]
             if a.status == "ok" and b.status == "ok" and (res := _paired(a, b, s, n_boot, seed, notes)):
                 paired[s.name] = res
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    return ScoredRuns(
+        runs, dirs, specs, train, domains, titles, cells, paired, on_failure, n_boot, seed, notes
+    )
 
-    by_family = {f: [s for s in specs if s.metric_family == f] for f in FAMILY_ORDER}
-    metric_cells = {k: c.metrics for k, c in cells.items() if c.status == "ok"}
-    ci_cells = {k: c.ci for k, c in cells.items() if c.status == "ok" and c.ci}
 
+def render_markdown(scored: ScoredRuns, plot_files: list[Path]) -> str:
+    """report.md: the paper's tables, parse failures, intervals, the paired test, plots and warnings."""
+    sc = scored
     md = ["# msa-eval report", ""]
-    md.append("Runs: " + ", ".join(f"`{r}` ({d})" for r, d in zip(runs, dirs, strict=True)) + ".  ")
-    if train:
+    md.append("Runs: " + ", ".join(f"`{r}` ({d})" for r, d in zip(sc.runs, sc.dirs, strict=True)) + ".  ")
+    if sc.train:
         md.append(
-            f"Trained on {train.title}: datasets of its metric family are in-domain (ID), others "
+            f"Trained on {sc.train.title}: datasets of its metric family are in-domain (ID), others "
             f"out-of-domain (OOD).  "
         )
     md.append(
-        f"Unparsable outputs: policy `{on_failure}`"
-        + (" (scored 0, the neutral centre)" if on_failure == "neutral" else "")
+        f"Unparsable outputs: policy `{sc.on_failure}`"
+        + (" (scored 0, the neutral centre)" if sc.on_failure == "neutral" else "")
         + "; always counted under parse failures.  "
     )
     md.append(
         "Accuracies and F1 ×100; MAE and Corr as is. **Best** in bold, <u>second</u> underlined; "
         "metrics computed exactly as MMSA's `metricsTop.py`."
     )
-    tex = ["% msa-eval report tables; needs \\usepackage{booktabs}.", ""]
+    by_family, metric_cells, ci_cells = sc.by_family(), sc.metric_cells(), sc.ci_cells()
     for family in FAMILY_ORDER:
-        fam_specs = by_family[family]
-        if not fam_specs:
+        if not by_family[family]:
             continue
-        cols = [DatasetColumn(s.name, titles[s.name]) for s in fam_specs]
-        caption = _caption(fam_specs, titles, train)
         style = "SIMS-style" if family == "sims" else "MOSI-style"
         md += [
             "",
             f"## {TABLE_NAMES[family]} ({style} datasets)",
             "",
-            caption,
+            _caption(by_family[family], sc.titles, sc.train),
             "",
-            markdown_table(family, runs, cols, metric_cells),
+            markdown_table(family, sc.runs, sc.columns(family), metric_cells),
         ]
         if family == "mosi":
             md += [
@@ -407,84 +432,124 @@ def write_report(
                 "Acc2 and F1 here are Non0 (clips with label ≠ 0, positive = `> 0`), as the papers print "
                 "them; Has0, Acc3 and Acc5 are in `metrics.csv` and `metrics.json`.",
             ]
-        tex += [latex_table(family, runs, cols, metric_cells, caption, f"tab:{family}"), ""]
-        if ci_cells:
-            tex += [
-                latex_interval_table(
-                    family,
-                    runs,
-                    cols,
-                    ci_cells,
-                    f"Bootstrap {int(CONFIDENCE * 100)}% percentile intervals ({n_boot} clip "
-                    f"resamples). " + caption,
-                    f"tab:{family}-ci",
-                ),
-                "",
-            ]
-
-    md += ["", "## Clips and parse failures", "", _failures_table(runs, specs, cells, titles)]
+    md += ["", "## Clips and parse failures", "", _failures_table(sc.runs, sc.specs, sc.cells, sc.titles)]
     if ci_cells:
         md += [
             "",
             f"## Bootstrap {int(CONFIDENCE * 100)}% intervals",
             "",
-            f"Percentile intervals from {n_boot} resamples of the clips (seed {seed}).",
+            f"Percentile intervals from {sc.n_boot} resamples of the clips (seed {sc.seed}).",
         ]
         for family in FAMILY_ORDER:
             if by_family[family]:
-                cols = [DatasetColumn(s.name, titles[s.name]) for s in by_family[family]]
                 md += [
                     "",
                     f"### {TABLE_NAMES[family]}",
                     "",
-                    markdown_interval_table(family, runs, cols, ci_cells),
+                    markdown_interval_table(family, sc.runs, sc.columns(family), ci_cells),
                 ]
-    if paired:
+    if sc.paired:
         md += [
             "",
-            f"## Paired bootstrap test: `{runs[1]}` vs `{runs[0]}`",
+            f"## Paired bootstrap test: `{sc.runs[1]}` vs `{sc.runs[0]}`",
             "",
-            f"Both runs re-scored on the same {n_boot} resamples of their common clips; two-sided p-value of "
-            f"the difference.",
+            f"Both runs re-scored on the same {sc.n_boot} resamples of their common clips; two-sided p-value "
+            f"of the difference.",
             "",
-            _paired_markdown(paired, titles, runs[0], runs[1]),
+            _paired_markdown(sc.paired, sc.titles, sc.runs[0], sc.runs[1]),
         ]
-
-    files = [out / name for name in OUTPUT_FILES]
-    plot_files = _plots(out, runs, specs, cells, titles)
     if plot_files:
         md += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plot_files]
-    if notes.items:
-        md += ["", "## Warnings", ""] + [f"- {w}" for w in notes.items]
+    if sc.notes.items:
+        md += ["", "## Warnings", ""] + [f"- {w}" for w in sc.notes.items]
+    return "\n".join(md) + "\n"
 
-    metrics_json = {
+
+def render_latex(scored: ScoredRuns) -> str:
+    """tables.tex: the paper's tables (booktabs), and their bootstrap intervals."""
+    sc = scored
+    tex = ["% msa-eval report tables; needs \\usepackage{booktabs}.", ""]
+    by_family, metric_cells, ci_cells = sc.by_family(), sc.metric_cells(), sc.ci_cells()
+    for family in FAMILY_ORDER:
+        if not by_family[family]:
+            continue
+        cols = sc.columns(family)
+        caption = _caption(by_family[family], sc.titles, sc.train)
+        tex += [latex_table(family, sc.runs, cols, metric_cells, caption, f"tab:{family}"), ""]
+        if ci_cells:
+            tex += [
+                latex_interval_table(
+                    family,
+                    sc.runs,
+                    cols,
+                    ci_cells,
+                    f"Bootstrap {int(CONFIDENCE * 100)}% percentile intervals ({sc.n_boot} clip "
+                    f"resamples). " + caption,
+                    f"tab:{family}-ci",
+                ),
+                "",
+            ]
+    return "\n".join(tex) + "\n"
+
+
+def metrics_json(scored: ScoredRuns) -> dict:
+    """metrics.json: settings, datasets, every cell's metrics and intervals, the paired test, warnings."""
+    sc = scored
+    return {
         "settings": {
-            "runs": runs,
-            "run_dirs": [str(d) for d in dirs],
-            "datasets": [s.name for s in specs],
-            "train_domain": train.name if train else None,
-            "on_failure": on_failure,
-            "bootstrap": n_boot,
-            "seed": seed,
+            "runs": sc.runs,
+            "run_dirs": [str(d) for d in sc.dirs],
+            "datasets": [s.name for s in sc.specs],
+            "train_domain": sc.train.name if sc.train else None,
+            "on_failure": sc.on_failure,
+            "bootstrap": sc.n_boot,
+            "seed": sc.seed,
             "confidence": CONFIDENCE,
         },
         "datasets": {
-            s.name: {"title": titles[s.name], "family": s.metric_family, "domain": domains[s.name]}
-            for s in specs
+            s.name: {"title": sc.titles[s.name], "family": s.metric_family, "domain": sc.domains[s.name]}
+            for s in sc.specs
         },
-        "results": {run: {s.name: _cell_json(cells[(run, s.name)]) for s in specs} for run in runs},
-        "paired_test": {"a": runs[0], "b": runs[1], "datasets": paired} if paired else None,
-        "warnings": notes.items,
+        "results": {run: {s.name: _cell_json(sc.cells[(run, s.name)]) for s in sc.specs} for run in sc.runs},
+        "paired_test": {"a": sc.runs[0], "b": sc.runs[1], "datasets": sc.paired} if sc.paired else None,
+        "warnings": sc.notes.items,
     }
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out / "tables.tex").write_text("\n".join(tex) + "\n", encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(json_safe(metrics_json), indent=2) + "\n", encoding="utf-8")
-    rows = _csv_rows(runs, specs, cells, domains)
-    with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as fh:
+
+
+def write_report(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    train_domain: str | None = None,
+    datasets: list[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    on_failure: str = "neutral",
+) -> ReportResult:
+    """Score every run × dataset and write report.md, tables.tex, metrics.csv, metrics.json and
+    plots/*.png."""
+    scored = score_runs(
+        run_dirs,
+        train_domain=train_domain,
+        datasets=datasets,
+        n_boot=n_boot,
+        seed=seed,
+        on_failure=on_failure,
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_files = _plots(out, scored.runs, scored.specs, scored.cells, scored.titles)
+    summary = metrics_json(scored)
+    (out / A.REPORT_MARKDOWN).write_text(render_markdown(scored, plot_files), encoding="utf-8")
+    (out / A.REPORT_LATEX).write_text(render_latex(scored), encoding="utf-8")
+    (out / A.REPORT_JSON).write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    rows = _csv_rows(scored.runs, scored.specs, scored.cells, scored.domains)
+    with (out / A.REPORT_CSV).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return ReportResult(out, files + plot_files, notes.items, metrics_json)
+    files = [out / name for name in OUTPUT_FILES]
+    return ReportResult(out, files + plot_files, scored.notes.items, summary)
 
 
 def _cell_json(cell: Cell) -> dict:

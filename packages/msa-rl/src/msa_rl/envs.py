@@ -1,6 +1,6 @@
 """The SFT environment (LLaMA-Factory 0.9.5, transformers 5.6): where it lives, creating it, running in it.
 
-The workspace lock resolves two environments (design note, "Environments and pins"): the default ``.venv`` and
+The workspace lock resolves two environments (docs/architecture.md, "Environments and pins"): the default ``.venv`` and
 ``.venvs/sft``. Every uv command for the sft extra MUST carry an absolute ``UV_PROJECT_ENVIRONMENT`` and drop
 ``VIRTUAL_ENV``; without it uv re-syncs the default ``.venv`` into the SFT fork (trl downgraded, pytest removed).
 All such commands are built here and nowhere else.

@@ -1,24 +1,31 @@
 """`msa-rl grpo` as a function: read the training clips, encode them with their media, build and run the trainer.
 
 Training clips come from an MMSA directory (``label.csv`` + ``Raw/``, prompt built by msa-core) or from a cot-distill
-export (the prompt the SFT stage saw, with the true score). Each clip is decoded and encoded by ``msa_rl.omni``
+export (the prompt the SFT stage saw, with the true score). Each clip is decoded and encoded by ``msa_omni``
 (frames + audio-in-video), the same path prediction uses, so RL, SFT and evaluation see the same tokens.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from msa_core import ConfigError, DataError, DCOutput, DCParseError, Prompt, build_prompt, get_spec, read_mmsa
+from msa_core import (
+    ConfigError,
+    DataError,
+    DCOutput,
+    DCParseError,
+    MediaSettings,
+    Prompt,
+    artifacts,
+    build_prompt,
+    get_spec,
+    read_mmsa,
+)
 
 from msa_rl.grpo_config import GRPORecipe, resolve_dtype, to_trl_args, write_resolved
-
-EXPORT_MARKERS = ("export.json", "dataset_info.json")
-_MEDIA_TAGS = ("<video>", "<audio>")
 
 
 # ------------------------------------------------------------------------------------------------------------ data
@@ -42,8 +49,11 @@ def read_training_rows(recipe: GRPORecipe) -> list[dict[str, Any]]:
         raise DataError("training data directory not found", file=root)
     fmt = recipe.data_format
     if fmt == "auto":
-        fmt = "export" if any((root / m).is_file() for m in EXPORT_MARKERS) else "mmsa"
-    rows = read_export(root, recipe.split, recipe.dataset) if fmt == "export" else read_mmsa_rows(recipe)
+        fmt = "export" if artifacts.is_export(root) else "mmsa"
+    if fmt == "export":
+        rows = read_export(root, recipe.split, recipe.dataset, audio_in_video=recipe.media.audio_in_video)
+    else:
+        rows = read_mmsa_rows(recipe)
     if recipe.limit is not None:
         rows = rows[: recipe.limit]
     if not rows:
@@ -59,119 +69,57 @@ def read_mmsa_rows(recipe: GRPORecipe) -> list[dict[str, Any]]:
     ]
 
 
-def read_export(root: Path, split: str, dataset: str) -> list[dict[str, Any]]:
-    """Rows of a cot-distill export: its HF parquet copy when present (full schema), else the LLaMA-Factory JSON
-    (label = the score of the accepted answer, which export sets to the true score)."""
-    manifest_path = root / "export.json"
-    manifest = _read_json(manifest_path) if manifest_path.is_file() else {}
-    parquet = (manifest.get("hf") or {}).get(split) or (
-        f"data/{split}.parquet" if (root / "data" / f"{split}.parquet").is_file() else None
-    )
-    if parquet:
-        return _rows_from_parquet(root, root / parquet, dataset)
-    return _rows_from_llamafactory(root, manifest, split, dataset)
+def read_export(root: Path, split: str, dataset: str, *, audio_in_video: bool = True) -> list[dict[str, Any]]:
+    """Rows of a cot-distill export's LLaMA-Factory split, read as SFT reads it (``artifacts.read_lf_dataset``).
 
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read JSON: {exc}", file=path) from None
-
-
-def _user_text(content: str) -> str:
-    """The prompt text of an exported user turn: LLaMA-Factory's media placeholders come first; drop them."""
-    text = content
-    while text.startswith(_MEDIA_TAGS):
-        text = text[len(next(t for t in _MEDIA_TAGS if text.startswith(t))) :]
-    return text
-
-
-def _media_path(root: Path, rel: str, file: Path, line: int) -> Path:
-    path = (root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
-    if not path.is_file():
-        raise DataError(f"video {rel!r} not found under the export", file=file, line=line, column="videos")
-    return path
-
-
-def _rows_from_parquet(root: Path, path: Path, dataset: str) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    if not path.is_file():
-        raise DataError("parquet file listed in export.json is missing", file=path)
-    rows = []
-    for n, rec in enumerate(pq.read_table(path).to_pylist(), start=1):
-        spec = get_spec(rec.get("dataset") or dataset)
-        label = rec.get("label")
-        if label is None or not math.isfinite(float(label)):
-            raise DataError("label missing or not finite", file=path, line=n, column="label")
-        prompt = Prompt(system=rec["system"], user=_user_text(rec["messages"][0]["content"]))
-        video = _media_path(root, rec["videos"][0], path, n)
-        rows.append(training_row(rec["id"], video, prompt, float(label), spec.name))
-    return rows
-
-
-def _rows_from_llamafactory(
-    root: Path, manifest: dict[str, Any], split: str, dataset: str
-) -> list[dict[str, Any]]:
-    info_path = root / "dataset_info.json"
-    if not info_path.is_file():
-        raise DataError(
-            "not a cot-distill export (no export.json parquet and no dataset_info.json)", file=root
-        )
-    info = _read_json(info_path)
-    entry = (manifest.get("llamafactory") or {}).get(split)
-    if entry is not None:
-        file_name = entry["file"]
-    elif len(info) == 1:
-        file_name = next(iter(info.values()))["file_name"]
-    else:
-        raise DataError(f"cannot tell which dataset_info.json entry is the {split} split", file=info_path)
+    The label is the score of the accepted answer, which export set to the true score.
+    """
+    manifest = artifacts.read_export_manifest(root)
+    info = artifacts.read_dataset_info(root)
     names = manifest.get("datasets") or []
     spec = get_spec(names[0] if len(names) == 1 else dataset)
-    path = root / file_name
-    records = _read_json(path)
+    entry = (manifest.get("llamafactory") or {}).get(split)
+    if entry is not None:
+        key = next((k for k, v in info.items() if v.get("file_name") == entry["file"]), None)
+    elif len(info) == 1:
+        key = next(iter(info))
+    else:
+        key = None
+    if key is None:
+        raise DataError(
+            f"cannot tell which {artifacts.LF_DATASET_INFO} entry is the {split} split",
+            file=root / artifacts.LF_DATASET_INFO,
+        )
+    file = root / info[key]["file_name"]
     rows = []
-    for n, rec in enumerate(records, start=1):
-        user = next(m["content"] for m in rec["messages"] if m["role"] == "user")
-        answer = next(m["content"] for m in rec["messages"] if m["role"] == "assistant")
+    for n, rec in enumerate(artifacts.read_lf_dataset(root, key, audio_in_video=audio_in_video), start=1):
         try:
-            label = DCOutput.parse_strict(answer, spec).score
+            label = DCOutput.parse_strict(rec.answer, spec).score
         except DCParseError as exc:
             raise DataError(
-                f"assistant answer is not a strict DC answer ({exc})", file=path, line=n
+                f"assistant answer is not a strict DC answer ({exc})", file=file, line=n
             ) from None
-        prompt = Prompt(system=rec.get("system") or "", user=_user_text(user))
-        rows.append(
-            training_row(
-                rec.get("id") or f"row{n}",
-                _media_path(root, rec["videos"][0], path, n),
-                prompt,
-                label,
-                spec.name,
-            )
-        )
+        prompt = Prompt(system=rec.system, user=rec.user)
+        rows.append(training_row(rec.id, rec.video, prompt, label, spec.name))
     return rows
 
 
 # ---------------------------------------------------------------------------------------------------------- media
 class ClipEncoder:
-    """Row -> EncodedPrompt (prompt ids + per-row processor outputs), through ``msa_rl.omni``; LRU-cached per clip
+    """Row -> EncodedPrompt (prompt ids + per-row processor outputs), through ``msa_omni``; LRU-cached per clip
     and prompt, since a clip's G rows and later epochs ask again."""
 
-    def __init__(
-        self, processor, *, fps: float = 2.0, max_frames: int = 16, video_size=(56, 56), cache_size: int = 64
-    ):
+    def __init__(self, processor, media: MediaSettings | None = None, *, cache_size: int = 64):
         self.processor = processor
-        self.fps, self.max_frames, self.video_size = fps, max_frames, tuple(video_size)
+        self.media = media or MediaSettings()
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Any] = OrderedDict()
 
     def __call__(self, row: dict[str, Any]):
         import torch
+        from msa_omni import clip_media, encode_prompt, render_prompt
 
         from msa_rl.grpo_trainer import EncodedPrompt
-        from msa_rl.omni import clip_media, encode_prompt, render_prompt
 
         messages = row["prompt"]
         prompt = Prompt(system=messages[0]["content"], user=messages[-1]["content"])
@@ -179,8 +127,8 @@ class ClipEncoder:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        media = clip_media(row["video"], fps=self.fps, max_frames=self.max_frames)
-        batch = encode_prompt(self.processor, prompt, media, video_size=self.video_size)
+        media = clip_media(row["video"], self.media)
+        batch = encode_prompt(self.processor, prompt, media, settings=self.media)
         mm = {}
         for name, value in batch.items():
             if name in ("input_ids", "attention_mask"):
@@ -229,18 +177,16 @@ def build_trainer(
 ):
     """The HintGRPOTrainer of a recipe (model loaded after the TRL args, so DeepSpeed ZeRO-3 init applies)."""
     from datasets import Dataset
+    from msa_omni import load_thinker
 
     from msa_rl.grpo_trainer import HintGRPOTrainer, HintSettings
-    from msa_rl.omni import load_thinker
     from msa_rl.rewards import REWARD_FUNCS
 
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
     args = to_trl_args(recipe, **trl_overrides)
     model, processor = load_thinker(recipe.model, dtype=resolve_dtype(recipe))
-    encoder = ClipEncoder(
-        processor, fps=recipe.fps, max_frames=recipe.max_frames, video_size=recipe.video_size
-    )
+    encoder = ClipEncoder(processor, recipe.media)
     factory = None
     if recipe.use_vllm:
         from msa_rl.grpo_vllm import vllm_rollout_factory

@@ -1,4 +1,4 @@
-"""The Hint-GRPO recipe: a pydantic model loaded from YAML with ``--set a.b=c`` overrides.
+"""The Hint-GRPO recipe: a pydantic model loaded from YAML with ``--set a.b=c`` overrides (``msa_core.recipe``).
 
 Every field has a default and a description; an unknown key (in the file or in an override) is a ConfigError that
 names it. ``to_trl_args`` turns a recipe into TRL's ``GRPOConfig`` (imported lazily: the CLI imports this module).
@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
-from msa_core import ConfigError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-RESOLVED_CONFIG_FILE = "grpo_config.yaml"
-
-M = TypeVar("M", bound=BaseModel)
+from msa_core import ConfigError, MediaSettings, artifacts
+from msa_core.recipe import load_recipe
+from msa_core.recipe import write_resolved as write_recipe
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class RewardWeights(BaseModel):
@@ -60,11 +57,10 @@ class GRPORecipe(BaseModel):
     output_dir: str = Field(
         "runs/grpo", description="Checkpoints, metrics.jsonl and the resolved config go here."
     )
-    # -- media (must match what the SFT stage saw)
-    fps: float = Field(2.0, gt=0, description="Frames per second sampled from each clip.")
-    max_frames: int = Field(16, ge=2, description="At most this many frames per clip.")
-    video_size: tuple[int, int] = Field(
-        (56, 56), description="Frame size (width, height) given to the processor."
+    media: MediaSettings = Field(
+        default_factory=MediaSettings,
+        description="Frame sampling, frame size and audio-in-video: must match what the SFT stage saw "
+        "(written to media.json next to the checkpoint, read back by msa-eval predict).",
     )
     # -- Hint-GRPO
     hint: bool = Field(
@@ -166,8 +162,6 @@ class GRPORecipe(BaseModel):
                 f"per_device_train_batch_size x gradient_accumulation_steps ({batch}) must be a multiple "
                 f"of num_generations ({self.num_generations}) so groups stay whole"
             )
-        if self.max_frames % 2:
-            raise ValueError("max_frames must be even (the temporal patch is 2 frames)")
         return self
 
     def require_inputs(self) -> None:
@@ -182,107 +176,15 @@ class GRPORecipe(BaseModel):
             )
 
 
-# ----------------------------------------------------------------------------------------------- loading + overrides
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> nested dict; values are YAML scalars (``true``, ``1e-5``, ``[1, 2]``, ``null``)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(
-                f"--set {item!r}: expected KEY=VALUE (KEY may be dotted, e.g. rewards.score=0.5)"
-            )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is already set to a value, not a section")
-            node = child
-        node[parts[-1]] = value
-    return out
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: a config must be a YAML mapping")
-    return data
-
-
-def validate(cls: type[M], data: dict[str, Any], source: str) -> M:
-    """``cls(**data)`` with pydantic errors turned into one ConfigError naming each key at fault."""
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "config"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key {key!r}")
-            else:
-                problems.append(f"{key}: {err['msg']}")
-        raise ConfigError(f"{source}: {'; '.join(problems)}") from None
-
-
-EXTENDS_KEY = "extends"
-
-
-def read_recipe_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A recipe file; ``extends: other.yaml`` (relative to the file) loads that recipe first and overlays this one,
-    so an ablation states only what it changes."""
-    p = Path(path).resolve()
-    if p in _seen:
-        raise ConfigError(f"{path}: `extends` loops back to itself")
-    data = read_yaml(p)
-    base = data.pop(EXTENDS_KEY, None)
-    if base is None:
-        return data
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: `extends` must be a path to another recipe")
-    return deep_merge(read_recipe_yaml(p.parent / base, (*_seen, p)), data)
-
-
-def load_recipe(cls: type[M], path: str | Path | None, overrides: list[str] | None = None) -> M:
-    """A recipe from a YAML file (or the defaults) with ``--set`` overrides applied on top."""
-    data = read_recipe_yaml(path) if path is not None else {}
-    source = str(path) if path is not None else "defaults"
-    return validate(cls, deep_merge(data, parse_overrides(overrides)), source)
-
-
+# ----------------------------------------------------------------------------------------------------- loading
 def load_grpo_recipe(path: str | Path | None, overrides: list[str] | None = None) -> GRPORecipe:
     return load_recipe(GRPORecipe, path, overrides)
 
 
-def write_resolved(recipe: BaseModel, out_dir: str | Path, name: str = RESOLVED_CONFIG_FILE) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    return path
+def write_resolved(recipe: GRPORecipe, out_dir: str | Path) -> Path:
+    """The resolved recipe and its media settings, next to the checkpoints."""
+    recipe.media.write(out_dir)
+    return write_recipe(recipe, Path(out_dir) / artifacts.GRPO_CONFIG)
 
 
 # --------------------------------------------------------------------------------------------------------- to TRL

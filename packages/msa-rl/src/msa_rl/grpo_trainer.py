@@ -2,7 +2,7 @@
 
 Why a subclass: TRL passes only *image* inputs to the model, so for Omni it would sample and train on bare
 ``<|VIDEO|>``/``<|AUDIO|>`` placeholders, without the features and without ``use_audio_in_video`` (wrong TMRoPE
-positions), and raise nothing (design note, "Hint-GRPO on TRL"). Here:
+positions), and raise nothing (docs/architecture.md, "Hint-GRPO on TRL"). Here:
 
 - ``_tokenize_prompts`` encodes each row once with its clip (``row_encoder``: video frames + audio-in-video), and the
   per-row processor outputs travel as a *list of dicts* (``omni_mm``): TRL's shuffle/split permute lists in lockstep
@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from msa_core import DCOutput, Polarity, get_spec
+from msa_core import DCOutput, JsonlAppender, Polarity, artifacts, get_spec
 from msa_core.jsonl import read_jsonl, write_jsonl_atomic
+from msa_omni import media_token_ids
 from trl import GRPOTrainer
 from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
 
-from msa_rl.omni import media_token_ids
-from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES
+from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES, weighted_totals
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = artifacts.GRPO_METRICS
 # Logged every step (null in metrics.jsonl when a step has no value, e.g. hint_success with no hinted group).
 METRIC_KEYS = (
     "reward/format",
@@ -160,13 +160,6 @@ def hard_groups(
         below = torch.nan_to_num(total, nan=-math.inf) < threshold
         return below.view(-1, num_generations).all(dim=1)
     raise ValueError(f"unknown hard_rule {rule!r}")
-
-
-def weighted_totals(rewards_per_func: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """λ-weighted sum per row as TRL forms it (NaN components skipped; an all-NaN row stays NaN)."""
-    total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
-    total[torch.isnan(rewards_per_func).all(dim=1)] = math.nan
-    return total
 
 
 def zero_std_groups(total: torch.Tensor, num_generations: int) -> torch.Tensor:
@@ -459,10 +452,8 @@ class HintGRPOTrainer(GRPOTrainer):
         for key, value in logs.items():
             if key not in line and isinstance(value, (int, float)):
                 line[key] = _finite_or_none(value)
-        path = Path(self.args.output_dir) / METRICS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
+        with JsonlAppender(Path(self.args.output_dir) / METRICS_FILE) as metrics:
+            metrics.append(line)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         if isinstance(resume_from_checkpoint, (str, Path)):

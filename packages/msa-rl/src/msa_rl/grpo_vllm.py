@@ -1,6 +1,6 @@
 """vLLM rollouts for HintGRPOTrainer (GPU only, the workspace's ``vllm`` extra; colocate mode).
 
-NOT RUN: written from vLLM 0.31 / TRL 1.16 sources and the design note ("vLLM rollouts for GRPO"); no GPU was
+NOT RUN: written from vLLM 0.31 / TRL 1.16 sources and docs/architecture.md ("vLLM rollouts for GRPO"); no GPU was
 available while it was written, and no test covers it. Everything vLLM is imported inside functions.
 
 Why not TRL's own vLLM path: it sends token ids and images only, so video and audio would be dropped, like TRL's HF
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from msa_core import ConfigError
+from msa_omni.vllm_checkpoint import THINKER_PREFIX
 
 logger = logging.getLogger(__name__)
 ENGINE_DIR = "vllm_engine"
@@ -40,19 +41,6 @@ def vllm_rollout_factory(recipe) -> Callable[[Any], OmniVLLMRollout]:
     return lambda trainer: OmniVLLMRollout(trainer, recipe)
 
 
-def write_engine_dir(thinker, processor, out_dir: str | Path) -> Path:
-    """A model directory vLLM accepts: a full Qwen2.5-Omni config around the thinker's, plus the processor files."""
-    from transformers import Qwen2_5OmniConfig
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config = Qwen2_5OmniConfig(thinker_config=thinker.config.to_dict(), enable_audio_output=False)
-    config.architectures = ["Qwen2_5OmniModel"]
-    config.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
-
-
 class OmniVLLMRollout:
     """A colocated vLLM engine per process, generating one completion per (prompt ids, encoded row)."""
 
@@ -64,6 +52,8 @@ class OmniVLLMRollout:
         self.trainer = trainer
         acc = trainer.accelerator
         unwrapped = acc.unwrap_model(trainer.model)
+        from msa_omni import write_engine_dir
+
         engine_dir = write_engine_dir(
             unwrapped, trainer.processing_class, Path(recipe.output_dir) / ENGINE_DIR
         )
@@ -93,13 +83,12 @@ class OmniVLLMRollout:
         runner_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
         for name, param in model.named_parameters():
             with self.trainer._dist.gather_params([param]):
-                runner_model.load_weights([(f"thinker.{name}", param.data)])
+                runner_model.load_weights([(THINKER_PREFIX + name, param.data)])
         self.llm.reset_prefix_cache()
 
     def generate(self, prompt_ids: list[list[int]], rows: list[Any]) -> tuple[list[list[int]], None]:
+        from msa_omni import AUDIO_SAMPLE_RATE
         from vllm import SamplingParams
-
-        from msa_rl.omni import AUDIO_SAMPLE_RATE
 
         tok = self.trainer._tokenizer
         params = SamplingParams(
@@ -117,9 +106,8 @@ class OmniVLLMRollout:
             mm: dict[str, Any] = {"video": row.media.frames}
             if row.media.audio is not None:
                 mm["audio"] = (row.media.audio, AUDIO_SAMPLE_RATE)
-            kwargs: dict[str, Any] = {"use_audio_in_video": row.media.audio is not None}
-            if row.media.fps != 2.0:  # vLLM's Omni processor assumes 2 fps unless told
-                kwargs["fps"] = row.media.fps
+            # the effective rate of the sampled frames (vLLM's Omni processor would assume 2 fps)
+            kwargs: dict[str, Any] = {"use_audio_in_video": row.media.audio is not None, "fps": row.media.fps}
             requests.append(
                 {"prompt": row.text + suffix, "multi_modal_data": mm, "mm_processor_kwargs": kwargs}
             )

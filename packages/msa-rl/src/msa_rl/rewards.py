@@ -3,7 +3,7 @@
 Each takes ``(prompts, completions, **kwargs)`` where ``kwargs`` carries the dataset columns repeated per completion
 (``label``: the true score, ``dataset``: the DatasetSpec name or YAML path) and returns one float per completion.
 They return the *unweighted* component; TRL applies λ1..λ3 through ``GRPOConfig.reward_weights`` (see
-``REWARD_FUNCS`` and ``weighted_total``), so the per-component metrics stay on a 0..1 scale.
+``REWARD_FUNCS`` and ``weighted_totals``), so the per-component metrics stay on a 0..1 scale.
 
 One rule for all three: the answer is read with ``DCOutput.parse_strict(text, spec)`` (tags once each, in order,
 nothing around them, a finite score inside the dataset's range). A completion that fails it earns 0 on every
@@ -107,15 +107,15 @@ def reward_components(
     return [[math.nan if v is None else float(v) for v in row] for row in zip(*cols, strict=True)]
 
 
-def weighted_total(components: Sequence[Sequence[float]], weights: Sequence[float]) -> list[float]:
-    """Eq. 2: ``λ1 R_format + λ2 R_polarity + λ3 R_score`` per completion; NaN components count as 0 (as TRL's
-    nansum does), a row with every component NaN is NaN."""
-    if len(weights) != len(REWARD_FUNCS):
-        raise ValueError(f"need {len(REWARD_FUNCS)} weights (format, polarity, score), got {len(weights)}")
-    out = []
-    for row in components:
-        if all(math.isnan(v) for v in row):
-            out.append(math.nan)
-        else:
-            out.append(sum(w * v for w, v in zip(weights, row, strict=True) if not math.isnan(v)))
-    return out
+def weighted_totals(rewards_per_func, weights):
+    """Eq. 2, as training forms it: ``λ1 R_format + λ2 R_polarity + λ3 R_score`` per row of a (N, 3) tensor.
+
+    NaN components are skipped (TRL's nansum); a row with every component NaN stays NaN. The one implementation
+    of eq. 2: HintGRPOTrainer uses it for hard groups and the logged totals.
+    """
+    if weights.numel() != len(REWARD_FUNCS):
+        raise ValueError(f"need {len(REWARD_FUNCS)} weights (format, polarity, score), got {weights.numel()}")
+    weights = weights.to(device=rewards_per_func.device, dtype=rewards_per_func.dtype)
+    total = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+    total[rewards_per_func.isnan().all(dim=1)] = math.nan
+    return total

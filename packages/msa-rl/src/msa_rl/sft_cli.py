@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from msa_core import MSAError
+from msa_core import MSAError, artifacts
 
 from msa_rl.app import app, fail
 
@@ -38,7 +38,7 @@ def sft(
         recipe = load_sft_config(config, set_ or [])
         plan = prepare(recipe)
         if print_command:
-            typer.echo(f"# recipe: {plan.output_dir / 'sft_config.yaml'}")
+            typer.echo(f"# recipe: {plan.output_dir / artifacts.SFT_CONFIG}")
             typer.echo(f"# LLaMA-Factory YAML: {plan.llamafactory_yaml}")
             typer.echo(f"# first use creates the SFT environment: {plan.sync_shell()}")
             typer.echo(plan.shell())

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from msa_core import ConfigError
+from msa_core import ConfigError, artifacts
+from msa_core.recipe import deep_merge, load_recipe, read_recipe_yaml, validate, write_resolved
 from pydantic import BaseModel, ConfigDict, Field
 
-from msa_rl.grpo_config import GRPORecipe, deep_merge, load_recipe, read_recipe_yaml, validate, write_resolved
+from msa_rl.grpo_config import GRPORecipe
 
-RESOLVED_CONFIG_FILE = "train_config.yaml"
 MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
@@ -87,6 +87,8 @@ def stage_configs(recipe: TrainRecipe, base: Path | None = None):
         "data": recipe.data or sft.data,
         "dataset": recipe.dataset,
         "output_dir": str(grpo_dir),
+        # GRPO samples clips exactly as SFT did (a grpo.media override still wins)
+        "media": sft.media.model_dump(mode="json"),
     }
     grpo = validate(
         GRPORecipe,
@@ -107,7 +109,7 @@ def run_train(recipe: TrainRecipe, *, base: Path | None = None, echo=None) -> Pa
 
     sft, grpo = stage_configs(recipe, base)
     grpo.require_inputs()
-    write_resolved(recipe, recipe.output_dir, RESOLVED_CONFIG_FILE)
+    write_resolved(recipe, Path(recipe.output_dir) / artifacts.TRAIN_CONFIG)
     sft_dir = Path(sft.output_dir)
     if not recipe.skip_sft and not (recipe.reuse_sft and sft_done(sft_dir)):
         run_sft(sft, echo=echo)

@@ -1,4 +1,4 @@
-"""msa_rl.omni: the audio-in-video switch is the effective one, media reach the model, the prompt renders right."""
+"""msa_omni.io: the audio-in-video switch is the effective one, media reach the model, the prompt renders right."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from msa_core import ConfigError, DCOutput, MediaError, build_prompt, chat_messages, get_spec, read_mmsa
-from msa_rl import omni
+from msa_core import (
+    ConfigError,
+    DCOutput,
+    MediaError,
+    MediaSettings,
+    build_prompt,
+    chat_messages,
+    get_spec,
+    read_mmsa,
+)
+from msa_omni import io as omni
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +32,7 @@ def clip(synthetic_sims_dir: Path):
 
 @pytest.fixture(scope="module")
 def media(clip) -> omni.ClipMedia:
-    return omni.clip_media(clip.video_path, fps=2.0)
+    return omni.clip_media(clip.video_path, MediaSettings())
 
 
 def _prompt(clip):
@@ -62,7 +71,7 @@ def test_wrong_audio_switch_gives_zero_audio_tokens(thinker, clip, media, monkey
         videos=[media.frames],
         audio=[media.audio],
         return_tensors="pt",
-        **omni.audio_in_video_kwargs(fps=media.fps),
+        **omni.audio_in_video_kwargs(MediaSettings(), fps=media.fps),
     )
     wrong_form = (
         {"use_audio_in_video": True}
@@ -167,3 +176,20 @@ def test_load_thinker_from_a_full_omni_checkpoint(tmp_path: Path, thinker, tiny_
     assert type(loaded).__name__ == omni.THINKER_ARCHITECTURE and not hasattr(loaded, "talker")
     reference = model.state_dict()
     assert all(torch.equal(value, reference[name]) for name, value in loaded.state_dict().items())
+
+
+def test_thinned_clip_gives_the_processor_its_effective_fps(thinker, clip) -> None:
+    """A clip longer than max_frames / fps is thinned; TMRoPE must place its frames at their real times."""
+    _, processor = thinker
+    settings = MediaSettings(fps=2.0, max_frames=2)
+    media = omni.clip_media(clip.video_path, settings)
+    # A 2 s clip at 2 fps gives 4 frames; thinned to 2, spread over the clip: 2 frames / 2 s = 1 fps.
+    assert len(media.frames) == 2
+    assert media.fps == pytest.approx(1.0)
+    batch = omni.encode_prompt(processor, _prompt(clip), media, settings=settings)
+    # One temporal grid of 2 frames spans 2 s at the effective rate (1 s had the asked-for 2 fps been passed on),
+    # so the video grid covers the same 2 s as the audio's 50 positions.
+    assert batch["video_second_per_grid"].tolist() == [pytest.approx(2.0)]
+    assert omni.count_tokens(processor, batch, "audio") > 0
+    full = omni.clip_media(clip.video_path, MediaSettings(fps=2.0, max_frames=16))
+    assert len(full.frames) == 4 and full.fps == pytest.approx(2.0)

@@ -1,11 +1,13 @@
 """Qwen2.5-Omni thinker I/O shared by SFT checks, GRPO and prediction: load, decode a clip, encode a prompt.
 
-Two silent failure modes this module exists to prevent (design note, "Qwen2.5-Omni facts"):
+Three silent failure modes this module exists to prevent (docs/architecture.md, "Omni input"):
 - the processor's audio-in-video switch moved between transformers versions and every wrong form yields 0 audio
   tokens without an error: ``audio_in_video_kwargs`` is the one place that knows the installed form, and
   ``encode_prompt`` refuses a batch whose audio went missing;
 - the processor's class-level video size upscales small frames (56x56 -> 336x336) unless size and fps are passed
-  per call.
+  per call;
+- a clip thinned by ``max_frames`` has fewer frames per second than asked for: the processor is told the effective
+  rate of the frames it gets (as Qwen's own video loader does), or video and audio positions drift apart.
 Runs under both environments (transformers 5.6 for SFT, the default env's newer one); heavy imports stay inside
 functions.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msa_core import ConfigError, MediaError, Prompt, chat_messages
+from msa_core.media_settings import MediaSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,13 +30,12 @@ THINKER_ARCHITECTURE = "Qwen2_5OmniThinkerForConditionalGeneration"
 # Models whose config.json has a thinker we can load (a full Omni checkpoint carries it under thinker_config).
 OMNI_MODEL_TYPES = ("qwen2_5_omni_thinker", "qwen2_5_omni")
 AUDIO_SAMPLE_RATE = 16000
-DEFAULT_VIDEO_SIZE = (56, 56)
-MIN_PIXELS = 28 * 28
 
 
 @dataclass(frozen=True)
 class ClipMedia:
-    """A decoded clip: frames (T, H, W, 3) uint8 with an even T, mono 16 kHz float32 audio, the sampling fps."""
+    """A decoded clip: frames (T, H, W, 3) uint8 with an even T, mono 16 kHz float32 audio, and the effective
+    rate of the frames (lower than the asked-for fps when ``max_frames`` thinned the clip)."""
 
     frames: np.ndarray
     audio: np.ndarray | None
@@ -61,21 +63,24 @@ def _processor_takes_audio_indices() -> bool:
     return "audio_from_video_indices" in inspect.getsource(processing_qwen2_5_omni)
 
 
-def audio_in_video_kwargs(
-    video_size: tuple[int, int] = DEFAULT_VIDEO_SIZE, fps: float = 2.0, n_videos: int = 1
-) -> dict[str, Any]:
+def video_kwargs(settings: MediaSettings, fps: float) -> dict[str, Any]:
+    """The video processor's per-call size bounds (pixels) and the frames' effective ``fps``.
+
+    Per call because the processor's class-level defaults win over the saved video processor config.
+    """
+    return {
+        "size": {"shortest_edge": settings.min_pixels, "longest_edge": settings.max_pixels},
+        "fps": float(fps),
+    }
+
+
+def audio_in_video_kwargs(settings: MediaSettings, fps: float, n_videos: int = 1) -> dict[str, Any]:
     """Processor kwargs that put each video's audio track into its video turn (TMRoPE interleaving).
 
     Everything video-related goes inside ``videos_kwargs``: transformers 5.6 drops a top-level
-    ``use_audio_in_video`` when ``videos_kwargs`` is also given. Size and fps are per call because the processor's
-    class-level defaults win over the saved video processor config.
+    ``use_audio_in_video`` when ``videos_kwargs`` is also given.
     """
-    width, height = video_size
-    pixels = width * height
-    videos_kwargs: dict[str, Any] = {
-        "size": {"shortest_edge": min(MIN_PIXELS, pixels), "longest_edge": pixels},
-        "fps": float(fps),
-    }
+    videos_kwargs = video_kwargs(settings, fps)
     if _processor_takes_audio_indices():
         videos_kwargs["cap_pixels_per_frame"] = True
         return {
@@ -153,27 +158,23 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def clip_media(
-    video_path: str | Path,
-    fps: float = 2.0,
-    max_frames: int | None = 16,
-    size: tuple[int, int] | None = None,
-    with_audio: bool = True,
-) -> ClipMedia:
-    """Frames at ``fps`` (at most ``max_frames``, padded to an even count) and the 16 kHz audio of a clip.
+def clip_media(video_path: str | Path, settings: MediaSettings | None = None) -> ClipMedia:
+    """Frames at ``settings.fps`` (at most ``max_frames``, padded to an even count) and the 16 kHz audio of a clip.
 
-    Frame count parity matches LLaMA-Factory (it repeats the last frame): the temporal patch is 2 frames.
+    Frames and rate follow ``msa_core.media.sample_model_frames`` (LLaMA-Factory's rule, so SFT saw the same
+    frames); an odd count repeats the last frame as LLaMA-Factory does (the temporal patch is 2 frames).
     """
     import numpy as np
     from msa_core import media
 
-    frames = media.sample_frames(video_path, fps=fps, max_frames=max_frames, size=size)
+    settings = settings or MediaSettings()
+    frames, fps = media.sample_model_frames(video_path, fps=settings.fps, max_frames=settings.max_frames)
     if len(frames) == 0:
         raise MediaError(f"{video_path}: no video frames decoded")
     if len(frames) % 2:
         frames = np.concatenate([frames, frames[-1:]], axis=0)
-    audio = media.load_audio(video_path, sr=AUDIO_SAMPLE_RATE) if with_audio else None
-    return ClipMedia(frames=frames, audio=audio, fps=float(fps))
+    audio = media.load_audio(video_path, sr=AUDIO_SAMPLE_RATE) if settings.audio_in_video else None
+    return ClipMedia(frames=frames, audio=audio, fps=fps)
 
 
 def drop_none_keys(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,7 +206,7 @@ def encode_prompt(
     media: ClipMedia | None,
     *,
     assistant_prefix: str = "",
-    video_size: tuple[int, int] = DEFAULT_VIDEO_SIZE,
+    settings: MediaSettings | None = None,
 ) -> BatchFeature:
     """Processor outputs of one prompt (batch of 1) with its clip's frames and audio-in-video.
 
@@ -215,16 +216,13 @@ def encode_prompt(
     text = render_prompt(processor, prompt, with_video=media is not None, assistant_prefix=assistant_prefix)
     if media is None:
         return processor(text=[text], return_tensors="pt")
+    settings = settings or MediaSettings()
     kwargs: dict[str, Any] = {"videos": [media.frames]}
     if media.audio is not None:
         kwargs["audio"] = [media.audio]
-        kwargs.update(audio_in_video_kwargs(video_size, fps=media.fps))
+        kwargs.update(audio_in_video_kwargs(settings, fps=media.fps))
     else:
-        width, height = video_size
-        kwargs["videos_kwargs"] = {
-            "size": {"shortest_edge": min(MIN_PIXELS, width * height), "longest_edge": width * height},
-            "fps": media.fps,
-        }
+        kwargs["videos_kwargs"] = video_kwargs(settings, media.fps)
     batch = processor(text=[text], return_tensors="pt", **kwargs)
     if media.audio is not None and count_tokens(processor, batch, "audio") == 0:
         raise MediaError(
@@ -239,14 +237,12 @@ def encode_example(
     media: ClipMedia | None,
     answer: str,
     *,
-    video_size: tuple[int, int] = DEFAULT_VIDEO_SIZE,
+    settings: MediaSettings | None = None,
 ) -> BatchFeature:
     """A supervised example: prompt + ``answer`` + end of turn, with ``labels`` set on the answer tokens only."""
-    prompt_ids = encode_prompt(processor, prompt, media, video_size=video_size)["input_ids"]
+    prompt_ids = encode_prompt(processor, prompt, media, settings=settings)["input_ids"]
     end = "<|im_end|>"  # how the chat template closes an assistant turn
-    batch = encode_prompt(
-        processor, prompt, media, assistant_prefix=answer + end + "\n", video_size=video_size
-    )
+    batch = encode_prompt(processor, prompt, media, assistant_prefix=answer + end + "\n", settings=settings)
     n_prompt = prompt_ids.shape[1]
     if not bool((batch["input_ids"][:, :n_prompt] == prompt_ids).all()):
         raise ValueError("the answer changed the tokenization of the prompt; cannot place the labels")
