@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 
 from msa_core.errors import ConfigError
@@ -130,6 +129,8 @@ def _frames_for(x: float, rng: np.random.Generator) -> list[np.ndarray]:
 
 def _write_mp4(path: Path, frames: Sequence[np.ndarray], audio: np.ndarray) -> None:
     """H.264 + AAC mp4, written to a temporary name and renamed, so a crash never leaves half a clip."""
+    import av  # on first use: the word lists and label helpers import without PyAV (e.g. on a bare GPU node)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
