@@ -100,12 +100,12 @@ TOKEN_ID_FIELDS = (
     "pad_token_id",
     "eos_token_id",
 )
+OMNI_MODULES = ("msa_omni", "msa_rl.omni")
 MODEL_ID = "bench/random-qwen2.5-omni-thinker"  # not a path: load_thinker hands back the in-memory model
 DATASET = "sims"
 VLLM_MISSING = "unavailable (vllm not installed)"
 # The modules whose code paths the measurements run (checked by --dry-run).
 CODE_PATHS = (
-    "msa_rl.omni",
     "msa_rl.grpo",
     "msa_rl.grpo_config",
     "msa_rl.grpo_trainer",
@@ -145,8 +145,9 @@ def vllm_available() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ model + clips
-def build_processor_and_config(tiny: bool):
-    """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids."""
+def build_processor_and_config(tiny: bool, layers: int | None = None):
+    """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids
+    (``layers``: the real widths with that many text, vision and audio layers, for a quick check)."""
     from msa_rl.tiny import build_config, build_processor, build_tokenizer
     from transformers import Qwen2_5OmniThinkerConfig
 
@@ -156,12 +157,17 @@ def build_processor_and_config(tiny: bool):
     if tiny:
         return processor, tiny_config
     ids = {k: getattr(tiny_config, k) for k in TOKEN_ID_FIELDS}
-    real = QWEN25_OMNI_7B
+    real = copy.deepcopy(QWEN25_OMNI_7B)
+    if layers is not None:
+        real["text_config"].update(num_hidden_layers=layers, max_window_layers=layers)
+        real["audio_config"]["encoder_layers"] = layers
+        full = [i for i in real["vision_config"]["fullatt_block_indexes"] if i < layers] or [layers - 1]
+        real["vision_config"].update(depth=layers, fullatt_block_indexes=full)
     text = {**real["text_config"], "pad_token_id": ids["pad_token_id"], "eos_token_id": ids["eos_token_id"]}
     config = Qwen2_5OmniThinkerConfig(
         text_config=text,
-        vision_config=dict(real["vision_config"]),
-        audio_config=dict(real["audio_config"]),
+        vision_config=real["vision_config"],
+        audio_config=real["audio_config"],
         **real["thinker"],
         **ids,
     )
@@ -200,9 +206,10 @@ def build_model(config, device: str, dtype):
     with torch.device(device):
         model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(config, dtype=dtype)
     if device != "meta":
-        bad = [n for n, p in model.named_parameters() if p.device.type != torch.device(device).type]
-        if bad:
-            raise RuntimeError(f"{len(bad)} parameters not on {device}, e.g. {bad[0]}")
+        stray = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type != device]
+        if stray:
+            note(f"{len(stray)} tensors were built off {device} (e.g. {stray[0]}): moving the model")
+            model.to(device)
     model.config._name_or_path = MODEL_ID  # TRL builds its reference model from this name (see stand-ins)
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id
@@ -220,14 +227,15 @@ def param_counts(model) -> dict[str, int]:
 def synthetic_media(path: Path, *, seconds: float, fps: float, max_frames: int, size: tuple[int, int]):
     """A clip's frames (T, H, W, 3) uint8 with an even T, and its 16 kHz mono audio: noise seeded by the file name."""
     import numpy as np
-    from msa_rl.omni import AUDIO_SAMPLE_RATE, ClipMedia
+
+    omni = omni_module()
 
     rng = np.random.default_rng(zlib.crc32(path.name.encode()))
     n = max(2, min(max_frames, round(seconds * fps)) // 2 * 2)
     width, height = size
     frames = rng.integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
-    audio = (0.1 * rng.standard_normal(int(seconds * AUDIO_SAMPLE_RATE))).astype(np.float32)
-    return ClipMedia(frames=frames, audio=audio, fps=float(fps))
+    audio = (0.1 * rng.standard_normal(int(seconds * omni.AUDIO_SAMPLE_RATE))).astype(np.float32)
+    return omni.ClipMedia(frames=frames, audio=audio, fps=float(fps))
 
 
 def write_clips(root: Path, n: int) -> Path:
@@ -244,7 +252,9 @@ def write_clips(root: Path, n: int) -> Path:
         out.writerow(["video_id", "clip_id", "text", "label", "mode"])
         for i in range(n):
             video, clip = f"v{i // 4:03d}", f"{i % 4:04d}"
-            text = TEMPLATES[i % len(TEMPLATES)].format(topic=TOPICS[i % len(TOPICS)], word=words[i % len(words)])
+            text = TEMPLATES[i % len(TEMPLATES)].format(
+                topic=TOPICS[i % len(TOPICS)], word=words[i % len(words)]
+            )
             label = round(-1.0 + 2.0 * i / max(1, n - 1), 1)
             out.writerow([video, clip, text, label, "train"])
             mp4 = root / "Raw" / video / f"{clip}.mp4"
@@ -266,14 +276,23 @@ def _patch_everywhere(name: str, original, replacement) -> int:
     return n
 
 
+def omni_module():
+    """The project's Omni I/O module (``msa_omni`` once issue 9 moves it out of msa-rl)."""
+    for name in OMNI_MODULES:
+        if importlib.util.find_spec(name.split(".")[0]) is not None:
+            try:
+                mod = importlib.import_module(name)
+            except ImportError:
+                continue
+            if hasattr(mod, "load_thinker") and hasattr(mod, "clip_media"):
+                return mod
+    raise ImportError(f"none of {OMNI_MODULES} provides load_thinker and clip_media")
+
+
 def install_stand_ins(model, processor, media_for) -> Counter:
-    """Redirect model loading, clip decoding and TRL's reference model; returns the call counter."""
-    for mod in CODE_PATHS[:-2]:
-        importlib.import_module(mod)
-    omni = sys.modules["msa_rl.omni"]
-    trl_grpo = sys.modules["trl.trainer.grpo_trainer"]
-    real_load, real_clip = omni.load_thinker, omni.clip_media
-    real_create = trl_grpo.create_model_from_path
+    """Redirect model loading (``MODEL_ID``) and clip decoding to the in-memory model and synthetic media."""
+    omni = omni_module()
+    real_load = omni.load_thinker
     calls: Counter = Counter()
 
     def load_thinker(path, dtype="float32"):
@@ -286,20 +305,30 @@ def install_stand_ins(model, processor, media_for) -> Counter:
         calls["clip_media"] += 1
         return media_for(Path(video_path))
 
+    for name, new in (("load_thinker", load_thinker), ("clip_media", clip_media)):
+        if _patch_everywhere(name, getattr(omni, name), new) == 0:
+            raise RuntimeError(f"stand-in {name}: no loaded module holds the original (the code moved?)")
+    return calls
+
+
+def install_reference_stand_in(model, calls: Counter) -> None:
+    """TRL builds its reference model with ``create_model_from_path(config._name_or_path)``: for ``MODEL_ID``
+    return a frozen copy of the in-memory policy instead (what reloading the starting checkpoint would give)."""
+    import trl.trainer.grpo_trainer as trl_grpo
+
+    real_create = trl_grpo.create_model_from_path
+    if getattr(real_create, "gpu_smoke_stand_in", False):
+        return
+
     def create_model_from_path(model_id, *args, **kwargs):
         if model_id != MODEL_ID:
             return real_create(model_id, *args, **kwargs)
         calls["reference_model"] += 1
         return copy.deepcopy(model).eval()
 
-    for name, old, new in (
-        ("load_thinker", real_load, load_thinker),
-        ("clip_media", real_clip, clip_media),
-        ("create_model_from_path", real_create, create_model_from_path),
-    ):
-        if _patch_everywhere(name, old, new) == 0:
-            raise RuntimeError(f"stand-in {name}: no loaded module holds the original (the code moved?)")
-    return calls
+    create_model_from_path.gpu_smoke_stand_in = True
+    if _patch_everywhere("create_model_from_path", real_create, create_model_from_path) == 0:
+        raise RuntimeError("stand-in create_model_from_path: TRL no longer holds it (the code moved?)")
 
 
 def require_calls(calls: Counter, before: Counter, *names: str) -> None:
@@ -373,7 +402,7 @@ def measure_predict(backend: str, model_arg: str, data: Path, work: Path, args, 
     dev.peak(f"predict_{backend}_peak_gib")
 
 
-def measure_grpo(use_vllm: bool, data: Path, work: Path, args, dev: Device, calls: Counter):
+def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Device, calls: Counter):
     """Median wall time of full Hint-GRPO optimiser steps (generation, rewards, hint re-sampling, reference and
     policy log-probs, backward, AdamW) after one warm-up step, and the peak memory of the whole run."""
     from msa_rl.grpo import build_trainer, read_training_rows
@@ -418,6 +447,7 @@ def measure_grpo(use_vllm: bool, data: Path, work: Path, args, dev: Device, call
             self.times.append(time.perf_counter() - self.start)
             note(f"{name} step {state.global_step}: {self.times[-1]:.2f} s")
 
+    install_reference_stand_in(model, calls)
     before = Counter(calls)
     timer = StepTimer()
     dev.reset_peak()
@@ -448,14 +478,14 @@ def measure_grpo(use_vllm: bool, data: Path, work: Path, args, dev: Device, call
 def clip_token_counts(processor, media, args) -> None:
     """Prompt length of one clip as the project encodes it (system + user + video with audio-in-video)."""
     from msa_core import build_prompt, get_spec
-    from msa_rl.omni import count_tokens, encode_prompt
 
+    omni = omni_module()
     prompt = build_prompt("The movie was great.", get_spec(DATASET))
-    batch = encode_prompt(processor, prompt, media, video_size=(args.video_size, args.video_size))
+    batch = omni.encode_prompt(processor, prompt, media, video_size=(args.video_size, args.video_size))
     say("clip_frames", len(media.frames), "frames")
     say("clip_prompt_tokens", batch["input_ids"].shape[1], "tokens")
-    say("clip_video_tokens", count_tokens(processor, batch, "video"), "tokens")
-    say("clip_audio_tokens", count_tokens(processor, batch, "audio"), "tokens")
+    say("clip_video_tokens", omni.count_tokens(processor, batch, "video"), "tokens")
+    say("clip_audio_tokens", omni.count_tokens(processor, batch, "audio"), "tokens")
 
 
 # ------------------------------------------------------------------------------------------------------- main
@@ -466,6 +496,17 @@ def parse_args(argv=None):
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="Configs, shapes, params, imports; no weights.")
     mode.add_argument("--tiny", action="store_true", help="The tiny thinker and small clips (CPU, < 60 s).")
+    ap.add_argument(
+        "--layers",
+        type=int,
+        help="Real widths with this many text/vision/audio layers (quick check; CPU ok).",
+    )
+    ap.add_argument(
+        "--dtype",
+        choices=["auto", "bfloat16", "float32"],
+        default="auto",
+        help="auto: bf16 on GPU, fp32 on CPU.",
+    )
     ap.add_argument("--clips", type=int, help="Synthetic clips (predict runs all; GRPO draws from them).")
     ap.add_argument("--seconds", type=float, help="Clip length (frames at --fps, audio at 16 kHz).")
     ap.add_argument("--fps", type=float, default=2.0, help="Frames per second (the paper recipes: 2).")
@@ -480,20 +521,43 @@ def parse_args(argv=None):
     ap.add_argument("--predict-tokens", type=int, help="Greedy max_new_tokens of predict.")
     ap.add_argument("--batch-size", type=int, help="Predict batch size.")
     ap.add_argument("--vllm-memory", type=float, default=0.25, help="GPU share of the colocated vLLM engine.")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["predict", "grpo"], help="Sections to leave out.")
+    ap.add_argument("--no-vllm", action="store_true", help="Leave vLLM out even where it imports.")
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=["predict", "grpo"], help="Sections to leave out."
+    )
     ap.add_argument("--work", type=Path, help="Scratch directory (default: a new temporary one).")
     args = ap.parse_args(argv)
     # Defaults per mode: the real run fits ~3 min on one H200, the tiny one < 60 s on 2 CPU cores.
     real = dict(
-        clips=8, seconds=6.0, video_size=256, G=4, prompts=2, completion_tokens=128, steps=3, predict_tokens=128
+        clips=8,
+        seconds=6.0,
+        video_size=256,
+        G=4,
+        prompts=2,
+        completion_tokens=128,
+        steps=3,
+        predict_tokens=128,
     )
-    tiny = dict(clips=4, seconds=2.0, video_size=56, G=2, prompts=2, completion_tokens=16, steps=2, predict_tokens=16)
+    tiny = dict(
+        clips=4, seconds=2.0, video_size=56, G=2, prompts=2, completion_tokens=16, steps=2, predict_tokens=16
+    )
     for key, value in (tiny if args.tiny else real).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.batch_size is None:
         args.batch_size = args.clips
-    for key in ("clips", "G", "prompts", "completion_tokens", "steps", "predict_tokens", "batch_size", "video_size"):
+    if args.layers is not None and (args.tiny or args.layers < 1):
+        ap.error("--layers takes a positive count and applies to the real shapes (not with --tiny)")
+    for key in (
+        "clips",
+        "G",
+        "prompts",
+        "completion_tokens",
+        "steps",
+        "predict_tokens",
+        "batch_size",
+        "video_size",
+    ):
         if getattr(args, key) < 1:
             ap.error(f"--{key.replace('_', '-')} must be >= 1")
     if args.G < 2:
@@ -533,7 +597,7 @@ def dry_run(args) -> int:
     import torch
 
     print_environment("meta")
-    processor, config = build_processor_and_config(tiny=args.tiny)
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers)
     check_token_ids(processor, config)
     say("media_token_ids_match_tokenizer", "yes")
     for part in ("text_config", "vision_config", "audio_config"):
@@ -545,7 +609,10 @@ def dry_run(args) -> int:
     model = build_model(config, "meta", torch.bfloat16)
     for part, n in param_counts(model).items():
         say(f"params_{part}", n, "params")
-    say("weights_bf16_gib", f"{param_counts(model)['total'] * 2 / 2**30:.2f}", "GiB")
+    weights = param_counts(model)["total"] * 2 / 2**30
+    say("weights_bf16_gib", f"{weights:.2f}", "GiB")
+    # Full fine-tuning in bf16: policy + gradients + AdamW's two moments + TRL's reference copy (beta > 0).
+    say("grpo_static_memory_estimate_gib", f"{weights * (5 if args.beta > 0 else 4):.1f}", "GiB")
     media = synthetic_media(
         Path("v000/0000.mp4"),
         seconds=args.seconds,
@@ -558,10 +625,22 @@ def dry_run(args) -> int:
     for mod in CODE_PATHS:
         try:
             importlib.import_module(mod)
-            say(f"import {mod}", "ok")
+            say(f"import:{mod}", "ok")
         except Exception as exc:
             broken += 1
-            say(f"import {mod}", f"failed ({type(exc).__name__}: {exc})")
+            say(f"import:{mod}", f"failed ({type(exc).__name__}: {exc})")
+    try:
+        omni = omni_module()
+        import trl.trainer.grpo_trainer as trl_grpo
+
+        targets = (("load_thinker", omni), ("clip_media", omni), ("create_model_from_path", trl_grpo))
+        missing = [name for name, mod in targets if not callable(getattr(mod, name, None))]
+        if missing:
+            raise AttributeError(f"missing {', '.join(missing)}")
+        say("stand_in_targets", "ok", f"({omni.__name__}, trl.trainer.grpo_trainer)")
+    except Exception as exc:
+        broken += 1
+        say("stand_in_targets", f"failed ({type(exc).__name__}: {exc})")
     say("vllm", "available" if vllm_available() else VLLM_MISSING)
     return 1 if broken else 0
 
@@ -571,27 +650,27 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_start = time.perf_counter()
     if args.dry_run:
-        args.dtype = "bfloat16"
         return dry_run(args)
 
     import torch
 
     kind = "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "cpu" and not args.tiny:
-        print("gpu_smoke: no CUDA device; use --tiny (CPU) or --dry-run", file=sys.stderr)
+    if kind == "cpu" and not (args.tiny or args.layers):
+        print("gpu_smoke: no CUDA device; use --tiny or --layers N (CPU), or --dry-run", file=sys.stderr)
         return 2
-    args.dtype = "bfloat16" if kind == "cuda" else "float32"
+    if args.dtype == "auto":
+        args.dtype = "bfloat16" if kind == "cuda" else "float32"
     dtype = getattr(torch, args.dtype)
     dev = Device(kind)
     print_environment(kind)
     note(
         f"clips={args.clips} seconds={args.seconds} fps={args.fps} video={args.video_size}px G={args.G} "
         f"prompts={args.prompts} completion_tokens={args.completion_tokens} steps=1+{args.steps} beta={args.beta} "
-        f"predict_tokens={args.predict_tokens} batch={args.batch_size} dtype={args.dtype}"
+        f"predict_tokens={args.predict_tokens} batch={args.batch_size} dtype={args.dtype} layers={args.layers or 'all'}"
     )
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
-    processor, config = build_processor_and_config(tiny=args.tiny)
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers)
     check_token_ids(processor, config)
     say("setup_s", f"{time.perf_counter() - t_start:.1f}", "s")
     start = time.perf_counter()
@@ -603,23 +682,26 @@ def main(argv=None) -> int:
 
     def media_for(path: Path):
         size = (args.video_size, args.video_size)
-        return synthetic_media(path, seconds=args.seconds, fps=args.fps, max_frames=args.max_frames, size=size)
+        return synthetic_media(
+            path, seconds=args.seconds, fps=args.fps, max_frames=args.max_frames, size=size
+        )
 
     data = write_clips(work / "clips", args.clips)
-    clip_token_counts(processor, media_for(Path("v000/0000.mp4")), args)
+    section("clip_prompt_tokens", clip_token_counts, processor, media_for(Path("v000/0000.mp4")), args)
     calls = install_stand_ins(model, processor, media_for)
-    has_vllm = vllm_available()
+    has_vllm = vllm_available() and not args.no_vllm
+    missing = "unavailable (--no-vllm)" if args.no_vllm else VLLM_MISSING
 
     if "predict" not in args.skip:
         section("predict_hf_clips_per_s", measure_predict, "hf", MODEL_ID, data, work, args, dev, calls)
     if "grpo" not in args.skip:
-        section("grpo_hf_step_s", measure_grpo, False, data, work, args, dev, calls)
+        section("grpo_hf_step_s", measure_grpo, False, model, data, work, args, dev, calls)
     # vLLM last: an in-process engine does not hand all of its memory back.
     if "grpo" not in args.skip:
         if has_vllm:
-            section("grpo_vllm_step_s", measure_grpo, True, data, work, args, dev, calls)
+            section("grpo_vllm_step_s", measure_grpo, True, model, data, work, args, dev, calls)
         else:
-            say("grpo_vllm_step_s", VLLM_MISSING)
+            say("grpo_vllm_step_s", missing)
     if "predict" not in args.skip:
         if has_vllm:
 
@@ -632,7 +714,7 @@ def main(argv=None) -> int:
 
             section("predict_vllm_clips_per_s", predict_vllm)
         else:
-            say("predict_vllm_clips_per_s", VLLM_MISSING)
+            say("predict_vllm_clips_per_s", missing)
     say("total_wall_s", f"{time.perf_counter() - t_start:.1f}", "s")
     if FAILED:
         say("failed_sections", ",".join(FAILED))

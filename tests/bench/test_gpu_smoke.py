@@ -1,0 +1,70 @@
+"""bench/gpu_smoke.py on CPU: --dry-run shows the real 7B shapes and imports every code path; --tiny runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "gpu_smoke.py"
+
+
+def run_script(*args: str) -> tuple[int, dict[str, str], str]:
+    """(exit status, {figure name: rest of its line}, stderr) of one run of the script."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=900, cwd=ROOT, env=env
+    )
+    figures = {}
+    for line in proc.stdout.splitlines():
+        if line and not line.startswith("#"):
+            name, _, rest = line.partition(" ")
+            figures[name] = rest
+    return proc.returncode, figures, proc.stderr[-4000:]
+
+
+def count(figures: dict[str, str], name: str) -> int:
+    return int(figures[name].split()[0])
+
+
+@pytest.mark.slow
+def test_dry_run_has_the_7b_shapes_and_every_code_path_imports():
+    rc, fig, err = run_script("--dry-run")
+    assert rc == 0, err
+    assert fig["media_token_ids_match_tokenizer"] == "yes"
+    assert (fig["text.hidden_size"], fig["text.num_hidden_layers"], fig["text.vocab_size"]) == (
+        "3584",
+        "28",
+        "152064",
+    )
+    assert (fig["vision.depth"], fig["vision.hidden_size"]) == ("32", "1280")
+    assert (fig["audio.encoder_layers"], fig["audio.d_model"]) == ("32", "1280")
+    # The text model from its widths: 28 x (q, k, v with biases, o, gated MLP, 2 norms) + embeddings + head + norm.
+    h, kv, inter, vocab = 3584, 4 * 128, 18944, 152064
+    layer = 2 * h * h + 2 * h * kv + h + 2 * kv + 3 * h * inter + 2 * h
+    assert count(fig, "params_text") == 28 * layer + 2 * vocab * h + h
+    # Vision (32 ViT blocks of 1280 + merger) and audio (32 Whisper-large layers) towers: ~0.6-0.7e9 each.
+    assert 0.6e9 < count(fig, "params_vision") < 0.7e9
+    assert 0.6e9 < count(fig, "params_audio") < 0.7e9
+    assert count(fig, "params_total") == sum(count(fig, f"params_{p}") for p in ("text", "vision", "audio"))
+    # 6 s at 2 fps = 12 frames of 256 px: 6 temporal patches x 9 x 9 merged tokens; 25 audio tokens per second.
+    assert (count(fig, "clip_video_tokens"), count(fig, "clip_audio_tokens")) == (6 * 9 * 9, 6 * 25)
+    imports = {k: v for k, v in fig.items() if k.startswith("import:")}
+    assert len(imports) >= 8 and set(imports.values()) == {"ok"}, imports
+    assert fig["stand_in_targets"].startswith("ok")
+
+
+@pytest.mark.slow
+def test_tiny_runs_predict_and_grpo_through_the_project_code():
+    args = ["--tiny", "--no-vllm", "--clips", "2", "--prompts", "1", "--steps", "1"]
+    rc, fig, err = run_script(*args, "--completion-tokens", "8", "--predict-tokens", "8")
+    assert rc == 0, err
+    assert float(fig["predict_hf_clips_per_s"].split()[0]) > 0
+    assert float(fig["grpo_hf_step_s"].split()[0]) > 0
+    assert 0 < float(fig["grpo_hf_completion_length"].split()[0]) <= 8
+    assert fig["grpo_vllm_step_s"] == fig["predict_vllm_clips_per_s"] == "unavailable (--no-vllm)"
+    assert "failed_sections" not in fig
