@@ -494,9 +494,29 @@ def clip_token_counts(processor, media, args) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- main
+# Per-mode defaults: the real run fits ~3 min on one H200, the tiny one < 60 s on 2 CPU cores.
+REAL_DEFAULTS = dict(
+    clips=8, seconds=6.0, video_size=256, G=4, prompts=2, completion_tokens=128, steps=3, predict_tokens=128
+)
+TINY_DEFAULTS = dict(
+    clips=4, seconds=2.0, video_size=56, G=2, prompts=2, completion_tokens=16, steps=2, predict_tokens=16
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one (None: per mode, see the epilog)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter,
+        epilog="Per-mode defaults (real / --tiny): "
+        + ", ".join(f"{k}={REAL_DEFAULTS[k]}/{TINY_DEFAULTS[k]}" for k in REAL_DEFAULTS)
+        + "; --batch-size defaults to --clips.",
     )
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="Configs, shapes, params, imports; no weights.")
@@ -538,21 +558,7 @@ def parse_args(argv=None):
     )
     ap.add_argument("--work", type=Path, help="Scratch directory (default: a new temporary one).")
     args = ap.parse_args(argv)
-    # Defaults per mode: the real run fits ~3 min on one H200, the tiny one < 60 s on 2 CPU cores.
-    real = dict(
-        clips=8,
-        seconds=6.0,
-        video_size=256,
-        G=4,
-        prompts=2,
-        completion_tokens=128,
-        steps=3,
-        predict_tokens=128,
-    )
-    tiny = dict(
-        clips=4, seconds=2.0, video_size=56, G=2, prompts=2, completion_tokens=16, steps=2, predict_tokens=16
-    )
-    for key, value in (tiny if args.tiny else real).items():
+    for key, value in (TINY_DEFAULTS if args.tiny else REAL_DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.batch_size is None:
