@@ -100,7 +100,7 @@ TOKEN_ID_FIELDS = (
     "pad_token_id",
     "eos_token_id",
 )
-OMNI_MODULES = ("msa_omni", "msa_rl.omni")
+OMNI_MODULES = ("msa_omni.io",)
 MODEL_ID = "bench/random-qwen2.5-omni-thinker"  # not a path: load_thinker hands back the in-memory model
 DATASET = "sims"
 VLLM_MISSING = "unavailable (vllm not installed)"
@@ -277,7 +277,7 @@ def _patch_everywhere(name: str, original, replacement) -> int:
 
 
 def omni_module():
-    """The project's Omni I/O module (``msa_omni`` once issue 9 moves it out of msa-rl)."""
+    """The project's Omni I/O module (``msa_omni.io``)."""
     for name in OMNI_MODULES:
         if importlib.util.find_spec(name.split(".")[0]) is not None:
             try:
@@ -301,7 +301,7 @@ def install_stand_ins(model, processor, media_for) -> Counter:
         calls["load_thinker"] += 1
         return model, processor
 
-    def clip_media(video_path, fps=2.0, max_frames=16, size=None, with_audio=True):
+    def clip_media(video_path, settings=None):
         calls["clip_media"] += 1
         return media_for(Path(video_path))
 
@@ -418,9 +418,7 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
         data=str(data),
         dataset=DATASET,
         output_dir=str(out),
-        fps=args.fps,
-        max_frames=args.max_frames,
-        video_size=(args.video_size, args.video_size),
+        media=media_settings(args),
         num_generations=args.G,
         per_device_train_batch_size=args.G * args.prompts,
         max_completion_length=args.completion_tokens,
@@ -480,13 +478,22 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
     dev.free()
 
 
+def media_settings(args):
+    """The media settings every stage gets (one model: msa_core.MediaSettings)."""
+    from msa_core import MediaSettings
+
+    return MediaSettings(
+        fps=args.fps, max_frames=args.max_frames, video_size=(args.video_size, args.video_size)
+    )
+
+
 def clip_token_counts(processor, media, args) -> None:
     """Prompt length of one clip as the project encodes it (system + user + video with audio-in-video)."""
     from msa_core import build_prompt, get_spec
 
     omni = omni_module()
     prompt = build_prompt("The movie was great.", get_spec(DATASET))
-    batch = omni.encode_prompt(processor, prompt, media, video_size=(args.video_size, args.video_size))
+    batch = omni.encode_prompt(processor, prompt, media, settings=media_settings(args))
     say("clip_frames", len(media.frames), "frames")
     say("clip_prompt_tokens", batch["input_ids"].shape[1], "tokens")
     say("clip_video_tokens", omni.count_tokens(processor, batch, "video"), "tokens")
