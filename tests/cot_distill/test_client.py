@@ -101,3 +101,11 @@ def test_backoff_is_jittered_under_a_doubling_ceiling():
         assert len(set(ws)) > 150
     assert client_cls.backoff(0, suggested=2.0) >= 2.0  # Retry-After is honoured
     assert client_cls.backoff(0, suggested=100.0) <= 4.0  # within the cap
+
+
+def test_a_refused_connection_is_reported_as_such_not_as_a_timeout(dataset: Path):
+    retry = RetryConfig(max_retries=1, backoff_base_s=0.01, backoff_max_s=0.02, connect_timeout_s=2)
+    (err,), totals = _ask(["http://127.0.0.1:9/v1"], [_body(dataset)], retry)
+    assert isinstance(err, TeacherRequestError) and err.kind == "refused" and err.attempts == 2
+    assert "127.0.0.1:9/v1: connection refused" in str(err) and "timed out" not in str(err)
+    assert totals.errors == {"refused": 2}

@@ -107,6 +107,7 @@ def test_reasks_on_format_and_polarity_with_fresh_seeds(standin, dataset: Path, 
 
 def test_request_body_has_media_parts_and_structured_outputs(standin, dataset: Path, tmp_path: Path):
     server = standin(log_bodies=True)
+    before = sorted(p for p in dataset.rglob("*") if "derived-wav" not in p.parts)
     cfg = fast_config(
         dataset,
         tmp_path / "out",
@@ -128,12 +129,24 @@ def test_request_body_has_media_parts_and_structured_outputs(standin, dataset: P
         assert parts[0]["video_url"]["url"].startswith("file://") and parts[0]["video_url"]["url"].endswith(
             ".mp4"
         )
-        wav = Path(parts[1]["audio_url"]["url"].removeprefix("file://"))
-        assert wav.suffix == ".wav" and wav.is_file() and wav.is_relative_to(dataset)
+        # The wav lies in OUT (outside the server's allowed media path), so it travels inline.
+        assert parts[1]["audio_url"]["url"].startswith("data:audio/wav;base64,UklGR")
         assert 'Transcript: "' in parts[2]["text"] and body["messages"][0]["role"] == "system"
         assert (
             body["temperature"] == cfg.sampling.temperature and body["max_tokens"] == cfg.sampling.max_tokens
         )
+    assert len(list((tmp_path / "out" / "wav16k").glob("*.wav"))) == 4
+    assert sorted(p for p in dataset.rglob("*") if "derived-wav" not in p.parts) == before  # nothing written
+
+
+def test_a_wav_dir_inside_the_data_root_travels_as_a_file_url(standin, dataset: Path, tmp_path: Path):
+    server = standin(log_bodies=True)
+    wav_dir = dataset / "derived-wav"
+    cfg = fast_config(dataset, tmp_path / "out", [server.base_url], limit=2, wav_dir=str(wav_dir))
+    assert generate(cfg).stats["accepted"] == 2
+    for rec in read_lines(server.teacher.request_log):
+        wav = Path(rec["body"]["messages"][1]["content"][1]["audio_url"]["url"].removeprefix("file://"))
+        assert wav.suffix == ".wav" and wav.is_file() and wav.parent == wav_dir
 
 
 def test_data_urls_carry_audio_explicitly(standin, dataset: Path, tmp_path: Path):

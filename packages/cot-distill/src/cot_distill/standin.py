@@ -227,6 +227,8 @@ class StandInTeacher:
             os.write(self._log_fd, (json.dumps(record, ensure_ascii=False) + "\n").encode())
 
     async def models(self, request: web.Request) -> web.Response:
+        if self._auth is not None and request.headers.get("Authorization") != self._auth:
+            return _error(401, "stand-in: missing or wrong API key")
         return web.json_response(
             {
                 "object": "list",
