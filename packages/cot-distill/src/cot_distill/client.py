@@ -274,7 +274,9 @@ class TeacherClient:
             except (TimeoutError, openai.APIConnectionError, httpx2.TransportError) as exc:
                 cause = transport_cause(exc)
                 if cause is not None and cause[0] == "refused":
-                    detail = "connection refused: is the teacher running? (`cot-distill serve` prints its command)"
+                    detail = (
+                        "connection refused: is the teacher running? (`cot-distill serve` prints its command)"
+                    )
                 elif cause is not None:
                     detail = cause[1]
                 else:
