@@ -205,16 +205,28 @@ class DistillConfig(BaseModel):
         return [u.rstrip("/") for u in v]
 
 
-def _describe(exc: ValidationError, source: str) -> ConfigError:
+def _set_for(where: str, sets: list[str]) -> str | None:
+    """The ``--set`` assignment that put the key ``where`` (or its section) there, if any (the last wins)."""
+    for assignment in reversed(sets):
+        key = assignment.split("=", 1)[0].strip()
+        if where == key or where.startswith(key + ".") or key.startswith(where + "."):
+            return assignment
+    return None
+
+
+def _describe(exc: ValidationError, source: str, sets: list[str] | None = None) -> ConfigError:
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "config"
+        by_set = _set_for(where, sets or [])
+        origin = f"--set {by_set}: " if by_set else ""
         if err["type"] == "extra_forbidden":
             hint = " (the API key itself is never configured: set api_key_env)" if "key" in where else ""
-            problems.append(f"unknown key {where!r}{hint}")
+            problems.append(f"{origin}unknown key {where!r}{hint}")
         else:
-            problems.append(f"{where}: {err['msg']}")
-    return ConfigError(f"{source}: {'; '.join(problems)}")
+            problems.append(f"{origin}{where}: {err['msg']}")
+    named = all(p.startswith("--set ") for p in problems)
+    return ConfigError("; ".join(problems) if named else f"{source}: {'; '.join(problems)}")
 
 
 def _parse_scalar(text: str) -> Any:
@@ -267,7 +279,7 @@ def load_config(
     try:
         return DistillConfig(**data)
     except ValidationError as exc:
-        raise _describe(exc, source) from None
+        raise _describe(exc, source, sets) from None
 
 
 def config_dir(path: str | Path | None) -> Path | None:

@@ -233,19 +233,32 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def validate(cls: type[M], data: dict[str, Any], source: str) -> M:
-    """``cls(**data)`` with pydantic errors turned into one ConfigError naming each key at fault."""
+def validate(cls: type[M], data: dict[str, Any], source: str, sets: list[str] | None = None) -> M:
+    """``cls(**data)`` with pydantic errors turned into one ConfigError naming each key at fault, and the
+    ``--set`` that put it there (rather than the recipe file) when one did."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "config"
+            by_set = next(
+                (
+                    s
+                    for s in reversed(sets or [])
+                    if (k := s.partition("=")[0].strip()) == key
+                    or key.startswith(k + ".")
+                    or k.startswith(key + ".")
+                ),
+                None,
+            )
+            origin = f"--set {by_set}: " if by_set else ""
             if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key {key!r}")
+                problems.append(f"{origin}unknown key {key!r}")
             else:
-                problems.append(f"{key}: {err['msg']}")
-        raise ConfigError(f"{source}: {'; '.join(problems)}") from None
+                problems.append(f"{origin}{key}: {err['msg']}")
+        named = all(p.startswith("--set ") for p in problems)
+        raise ConfigError("; ".join(problems) if named else f"{source}: {'; '.join(problems)}") from None
 
 
 EXTENDS_KEY = "extends"
@@ -270,7 +283,7 @@ def load_recipe(cls: type[M], path: str | Path | None, overrides: list[str] | No
     """A recipe from a YAML file (or the defaults) with ``--set`` overrides applied on top."""
     data = read_recipe_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "defaults"
-    return validate(cls, deep_merge(data, parse_overrides(overrides)), source)
+    return validate(cls, deep_merge(data, parse_overrides(overrides)), source, overrides)
 
 
 def load_grpo_recipe(path: str | Path | None, overrides: list[str] | None = None) -> GRPORecipe:
