@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from msa_eval.app import app
@@ -51,13 +52,13 @@ def _user_errors() -> Iterator[None]:
                 for w in caught:
                     if issubclass(w.category, MetricWarning | ReportWarning):
                         _err.print(
-                            f"[yellow]warning:[/yellow] {w.message}",
+                            f"[yellow]warning:[/yellow] {escape(str(w.message))}",
                             markup=True,
                             highlight=False,
                             soft_wrap=True,
                         )
     except MSAError as exc:
-        _err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

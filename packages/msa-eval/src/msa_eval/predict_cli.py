@@ -82,6 +82,7 @@ def predict_command(
     """
     from msa_core import MSAError
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from msa_eval.predict import predict
@@ -106,7 +107,11 @@ def predict_command(
         ("--on-bad-label", on_bad_label, ("error", "skip", "clip")),
     ):
         if value not in choices:
-            err.print(f"[red]error:[/] {option} is {' or '.join(choices)}, got {value!r}", highlight=False)
+            err.print(
+                f"[red]error:[/] {option} is {' or '.join(choices)}, got {escape(repr(value))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -140,13 +145,13 @@ def predict_command(
             )
         except MSAError as exc:
             bar.stop()
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     from msa_core.skipped import SKIPPED_FILE, describe
 
     for s in summaries:
         for warning in s.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
         extra = f", {len(s.skips)} skipped" if s.skips else ""
         typer.echo(
             f"{s.dataset}: {s.generated} predicted, {s.skipped} already done, "

@@ -120,7 +120,7 @@ def check_labels(pred: Predictions, spec: DatasetSpec) -> None:
     if bad.size:
         i = int(bad[0])
         raise DataError(
-            f"label {pred.labels[i]!r} outside {spec.name}'s range [{spec.score_min:g}, {spec.score_max:g}] "
+            f"label {float(pred.labels[i])!r} outside {spec.name}'s range [{spec.score_min:g}, {spec.score_max:g}] "
             f"({bad.size} such line(s)); is this a {spec.name} predictions file? (check --dataset)",
             file=pred.path,
             line=pred.lines[i],
