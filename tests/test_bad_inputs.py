@@ -224,6 +224,16 @@ def _(e):
     ]
 
 
+@case("generate: answers that are no JSON", "distill")
+def _(e):
+    url = e.teacher(faults="not_json=1.0")
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--limit", "2", url=url), [
+        "failed (bad_response): 2 sample(s)",
+        "not a chat completion",
+        "the teacher answered no request",
+    ]
+
+
 @case("generate: OUT holds another dataset's answers", "distill")
 def _(e):
     out = e.tmp / "o"

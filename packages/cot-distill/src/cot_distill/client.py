@@ -198,7 +198,11 @@ class TeacherClient:
                     content=body,
                     options={"headers": headers or {}},
                 )
-                data = json.loads(response.content)
+                try:
+                    data = json.loads(response.content)
+                except ValueError:
+                    head = response.content[:80].decode("utf-8", "replace")
+                    raise ValueError(f"not a chat completion: the body is not JSON ({head!r})") from None
                 choices = data["choices"]
                 texts = [c.get("message", {}).get("content") for c in choices]
                 finish = [c.get("finish_reason") for c in choices]
