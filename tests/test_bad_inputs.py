@@ -184,12 +184,6 @@ def _(e):
     ]
 
 
-@case("generate: unknown host", "distill")
-def _(e):
-    url = "http://no-such-host.invalid:8000/v1"
-    return e.generate(e.data, "--out", str(e.tmp / "o"), url=url), [url, "cannot resolve the host"]
-
-
 @case("generate: model not served", "distill")
 def _(e):
     return e.generate(e.data, "--out", str(e.tmp / "o"), "--model", "no/such-model"), [

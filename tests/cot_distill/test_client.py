@@ -109,3 +109,22 @@ def test_a_refused_connection_is_reported_as_such_not_as_a_timeout(dataset: Path
     assert isinstance(err, TeacherRequestError) and err.kind == "refused" and err.attempts == 2
     assert "127.0.0.1:9/v1: connection refused" in str(err) and "timed out" not in str(err)
     assert totals.errors == {"refused": 2}
+
+
+def test_an_unknown_host_is_reported_as_a_dns_failure():
+    """The aiohttp transport wraps a failed lookup as a connect timeout; the cause underneath is what counts.
+    (Built by hand: a live lookup would depend on the machine's resolver.)"""
+    import socket
+
+    import httpx2
+    import openai
+    from cot_distill.client import _classify, transport_cause
+
+    lookup = socket.gaierror(-2, "Name or service not known")
+    inner = httpx2.ConnectTimeout("Cannot connect to host no-such-host.invalid:8000")
+    inner.__cause__ = lookup
+    exc = openai.APITimeoutError(request=httpx2.Request("POST", "http://no-such-host.invalid:8000/v1"))
+    exc.__cause__ = inner
+    assert transport_cause(exc) == ("dns", "cannot resolve the host name (Name or service not known)")
+    assert _classify(exc)[0] == "dns"
+    assert transport_cause(openai.APITimeoutError(request=httpx2.Request("GET", "http://h/v1"))) is None
