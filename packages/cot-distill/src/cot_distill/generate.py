@@ -366,7 +366,7 @@ class Generator:
             kind = exc.kind if isinstance(exc, TeacherRequestError) else "media"
             if kind == "media" and job.sample == 0:
                 reason = media_reason(exc) if isinstance(exc, MediaError) else "unreadable"
-                detail = exc.reason if isinstance(exc, MSAError) and hasattr(exc, "reason") else str(exc)
+                detail = getattr(exc, "reason", str(exc))
                 self.skipped.append(
                     Skip(req.clip.id, self.spec.name, str(req.clip.video_path), reason, detail)
                 )
