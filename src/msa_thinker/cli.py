@@ -154,6 +154,33 @@ def paper(
         raise typer.Exit(1) from None
 
 
+@app.command("doctor")
+def doctor(
+    audio: Annotated[
+        bool,
+        typer.Option(
+            "--audio-check/--no-audio-check",
+            help="Check that the installed transformers turns audio in a video into audio tokens (a few s).",
+        ),
+    ] = True,
+) -> None:
+    """Check this machine: Python, uv, FFmpeg, the SFT and vLLM environments, CUDA and GPU memory, DeepSpeed,
+    and whether transformers' audio-in-video yields audio tokens. Each line passes or says how to fix it;
+    exits 1 when a check FAILs (a WARN is only needed by some stages)."""
+    from msa_thinker.doctor import FAIL, WARN, run_checks
+
+    results = run_checks(typer.echo, audio=audio)
+    failed = [r.name for r in results if r.status == FAIL]
+    warned = [r.name for r in results if r.status == WARN]
+    typer.echo(
+        f"{len(results) - len(failed) - len(warned)}/{len(results)} ready"
+        + (f"; warnings: {', '.join(warned)}" if warned else "")
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -15,7 +15,7 @@ N_CLIPS = 24
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 synthetic SIMS clips (all splits), shared by every test (wavs land in DATA/wav16k, content-named)."""
+    """24 synthetic SIMS clips (all splits), shared by every test (wavs land in OUT/wav16k, content-named)."""
     return make_dataset(tmp_path_factory.mktemp("distill-data"), "sims", n=N_CLIPS, seed=0)
 
 

@@ -84,7 +84,7 @@ def test_config_file_and_errors_are_clean(dataset: Path, tmp_path: Path):
     assert res.exit_code == 1 and "config.yaml" in res.output
 
 
-def test_unreachable_teacher_is_counted_as_failed(dataset: Path, tmp_path: Path):
+def test_unreachable_teacher_stops_before_the_batch(dataset: Path, tmp_path: Path):
     out = tmp_path / "out"
     res = runner.invoke(
         app,
@@ -105,9 +105,10 @@ def test_unreachable_teacher_is_counted_as_failed(dataset: Path, tmp_path: Path)
             "retry.connect_timeout_s=1",
         ],
     )
-    assert res.exit_code == 0, res.output
-    assert "0 accepted, 0 rejected, 2 failed of 2" in res.output
-    assert {r["kind"] for r in read_lines(out / "failures.jsonl")} == {"connection"}
+    assert res.exit_code == 1, res.output
+    assert "http://127.0.0.1:9/v1: connection refused" in res.output and "timed out" not in res.output
+    assert "Traceback" not in res.output
+    assert read_lines(out / "failures.jsonl") == []  # nothing was asked
 
 
 def test_standin_command_serves_over_http(dataset: Path, tmp_path: Path):

@@ -101,3 +101,30 @@ def test_backoff_is_jittered_under_a_doubling_ceiling():
         assert len(set(ws)) > 150
     assert client_cls.backoff(0, suggested=2.0) >= 2.0  # Retry-After is honoured
     assert client_cls.backoff(0, suggested=100.0) <= 4.0  # within the cap
+
+
+def test_a_refused_connection_is_reported_as_such_not_as_a_timeout(dataset: Path):
+    retry = RetryConfig(max_retries=1, backoff_base_s=0.01, backoff_max_s=0.02, connect_timeout_s=2)
+    (err,), totals = _ask(["http://127.0.0.1:9/v1"], [_body(dataset)], retry)
+    assert isinstance(err, TeacherRequestError) and err.kind == "refused" and err.attempts == 2
+    assert "127.0.0.1:9/v1: connection refused" in str(err) and "timed out" not in str(err)
+    assert totals.errors == {"refused": 2}
+
+
+def test_an_unknown_host_is_reported_as_a_dns_failure():
+    """The aiohttp transport wraps a failed lookup as a connect timeout; the cause underneath is what counts.
+    (Built by hand: a live lookup would depend on the machine's resolver.)"""
+    import socket
+
+    import httpx2
+    import openai
+    from cot_distill.client import _classify, transport_cause
+
+    lookup = socket.gaierror(-2, "Name or service not known")
+    inner = httpx2.ConnectTimeout("Cannot connect to host no-such-host.invalid:8000")
+    inner.__cause__ = lookup
+    exc = openai.APITimeoutError(request=httpx2.Request("POST", "http://no-such-host.invalid:8000/v1"))
+    exc.__cause__ = inner
+    assert transport_cause(exc) == ("dns", "cannot resolve the host name (Name or service not known)")
+    assert _classify(exc)[0] == "dns"
+    assert transport_cause(openai.APITimeoutError(request=httpx2.Request("GET", "http://h/v1"))) is None

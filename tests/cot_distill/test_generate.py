@@ -107,6 +107,7 @@ def test_reasks_on_format_and_polarity_with_fresh_seeds(standin, dataset: Path, 
 
 def test_request_body_has_media_parts_and_structured_outputs(standin, dataset: Path, tmp_path: Path):
     server = standin(log_bodies=True)
+    before = sorted(p for p in dataset.rglob("*") if "derived-wav" not in p.parts)
     cfg = fast_config(
         dataset,
         tmp_path / "out",
@@ -128,12 +129,24 @@ def test_request_body_has_media_parts_and_structured_outputs(standin, dataset: P
         assert parts[0]["video_url"]["url"].startswith("file://") and parts[0]["video_url"]["url"].endswith(
             ".mp4"
         )
-        wav = Path(parts[1]["audio_url"]["url"].removeprefix("file://"))
-        assert wav.suffix == ".wav" and wav.is_file() and wav.is_relative_to(dataset)
+        # The wav lies in OUT (outside the server's allowed media path), so it travels inline.
+        assert parts[1]["audio_url"]["url"].startswith("data:audio/wav;base64,UklGR")
         assert 'Transcript: "' in parts[2]["text"] and body["messages"][0]["role"] == "system"
         assert (
             body["temperature"] == cfg.sampling.temperature and body["max_tokens"] == cfg.sampling.max_tokens
         )
+    assert len(list((tmp_path / "out" / "wav16k").glob("*.wav"))) == 4
+    assert sorted(p for p in dataset.rglob("*") if "derived-wav" not in p.parts) == before  # nothing written
+
+
+def test_a_wav_dir_inside_the_data_root_travels_as_a_file_url(standin, dataset: Path, tmp_path: Path):
+    server = standin(log_bodies=True)
+    wav_dir = dataset / "derived-wav"
+    cfg = fast_config(dataset, tmp_path / "out", [server.base_url], limit=2, wav_dir=str(wav_dir))
+    assert generate(cfg).stats["accepted"] == 2
+    for rec in read_lines(server.teacher.request_log):
+        wav = Path(rec["body"]["messages"][1]["content"][1]["audio_url"]["url"].removeprefix("file://"))
+        assert wav.suffix == ".wav" and wav.is_file() and wav.parent == wav_dir
 
 
 def test_data_urls_carry_audio_explicitly(standin, dataset: Path, tmp_path: Path):
@@ -302,3 +315,87 @@ def test_a_clip_without_audio_fails_alone(tmp_path: Path):
     assert stats["accepted"] == 4 and stats["failed"] == 2 and stats["failed_by_kind"] == {"media": 2}
     failures = read_lines(tmp_path / "out" / "failures.jsonl")
     assert {f["clip"] for f in failures} == {silent.id} and "audio" in failures[0]["detail"]
+
+
+def test_skipped_clips_are_counted_named_and_recorded(tmp_path: Path):
+    from cot_distill.cli import app
+    from cot_distill.standin import ServerThread, StandInTeacher
+    from msa_core.synthetic import make_dataset
+    from typer.testing import CliRunner
+
+    data = make_dataset(tmp_path / "data", "sims", n=4, seed=1, splits=(1, 0, 0))
+    clips = read_mmsa(data, "sims").clips
+    missing, corrupt, silent = clips[0], clips[1], clips[2]
+    with ServerThread(StandInTeacher(data=data, dataset="sims")) as server:
+        missing.video_path.unlink()
+        corrupt.video_path.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+        _write_silent_mp4(silent.video_path)
+        out = tmp_path / "out"
+        argv = [
+            "generate",
+            "--data",
+            str(data),
+            "--base-url",
+            server.base_url,
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+        res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 0, res.output  # media skips do not fail the run: the one good clip was answered
+    flat = " ".join(res.output.split())
+    assert "1 accepted, 0 rejected, 2 failed of 3" in flat and "failed (media): 2 sample(s)" in flat
+    assert (
+        f"3 clip(s) skipped: missing 1 ({missing.video_path}), unreadable 1 ({corrupt.video_path}), "
+        f"no_audio 1 ({silent.video_path}); all listed in {out / 'skipped.jsonl'}"
+    ) in flat
+    recorded = {r["id"]: r["reason"] for r in read_lines(out / "skipped.jsonl")}
+    assert recorded == {missing.id: "missing", corrupt.id: "unreadable", silent.id: "no_audio"}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["skipped"] == {"clips": 3, "by_reason": {"missing": 1, "unreadable": 1, "no_audio": 1}}
+    assert not list(data.rglob("*.wav"))  # nothing derived was written into the dataset
+
+
+def test_run_problem_is_the_exit_status_rule():
+    from cot_distill.config import DistillConfig
+    from cot_distill.generate import run_problem
+
+    cfg = DistillConfig(data="d")
+
+    def stats(accepted=0, rejected=0, failed=0, media=0, pending=0):
+        expected = accepted + rejected + failed + pending
+        kinds = {"http500": failed - media, "media": media}
+        return {
+            "expected": expected,
+            "accepted": accepted,
+            "rejected": rejected,
+            "failed": failed,
+            "pending": pending,
+            "failed_by_kind": {k: v for k, v in kinds.items() if v},
+        }
+
+    assert run_problem(stats(accepted=95, rejected=0, failed=5), cfg) is None  # 5 % is allowed
+    assert "6 of 100 samples failed" in run_problem(stats(accepted=90, rejected=4, failed=6), cfg)
+    assert run_problem(stats(accepted=0, rejected=3), cfg) is None  # answered, though rejected
+    assert run_problem(stats(failed=4), cfg) == "the teacher answered no request"
+    assert run_problem(stats(failed=3, media=3), cfg) == "no clip could be sent to the teacher"
+    assert run_problem(stats(accepted=2, failed=5, media=5), cfg) is None  # media skips do not count
+    assert run_problem(stats(), cfg) == "no clip could be sent to the teacher"
+    loose = cfg.model_copy(update={"max_failed_fraction": 0.5})
+    assert run_problem(stats(accepted=60, failed=40), loose) is None
+
+
+def test_an_out_folder_of_another_run_needs_force(standin, dataset: Path, tmp_path: Path):
+    server = standin()
+    out = tmp_path / "out"
+    assert generate(fast_config(dataset, out, [server.base_url], limit=2)).stats["accepted"] == 2
+    other = fast_config(dataset, out, [server.base_url], limit=2, model="another/teacher")
+    from msa_core import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="model 'Qwen/Qwen3-Omni-30B-A3B-Instruct' \\(now 'another/teacher'\\)"
+    ):
+        generate(other)
+    again = fast_config(dataset, out, [server.base_url], limit=2)
+    assert generate(again, force=True).stats["accepted"] == 2  # the same run resumes without --force too
+    assert generate(again).requests == 0

@@ -115,3 +115,54 @@ def test_no_file_written_anywhere_contains_the_token(tmp_path, hub, monkeypatch)
     needle = TOKEN.encode()
     assert [p for p in scanned if needle in p.read_bytes()] == []
     assert json.loads((tmp_path / "ds" / "export.json").read_text())["clips"] == 3
+
+
+def test_media_stay_local_unless_asked_and_the_card_says_how_to_get_them(export_dir, hub, monkeypatch):
+    _, ds = export_dir
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    result = runner.invoke(app, ["push", str(ds), "--repo-id", "my-org/msa-cot"])
+    assert result.exit_code == 0, result.output
+    assert "without the media files" in result.output
+    upload = hub[-1][1]
+    assert "video/**" in upload["ignore_patterns"] and "audio/**" in upload["ignore_patterns"]
+    card = (ds / "README.md").read_text()
+    assert "The clips are not included" in card and "github.com/thuiar/MMSA" in card
+    assert "extract_wav" in card and "Raw/<video_id>/<clip_id>.mp4" in card
+
+    result = runner.invoke(app, ["push", str(ds), "--repo-id", "my-org/msa-cot", "--include-media"])
+    assert result.exit_code == 0, result.output
+    upload = hub[-1][1]
+    assert not {"video/**", "audio/**"} & set(upload["ignore_patterns"])
+    assert "are included" in (ds / "README.md").read_text()
+
+
+def test_the_resolved_distillation_config_is_published_without_paths_or_secrets(tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-in-any-file")
+    out, _ = make_generate_out(tmp_path, n=4)
+    (out / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "data": str(tmp_path / "data"),
+                "model": TEACHER,
+                "out": str(out),
+                "base_urls": ["http://10.0.0.7:8000/v1"],
+                "api_key_env": "OPENAI_API_KEY",
+                "sampling": {"temperature": 0.7, "top_p": 0.95},
+                "filters": {"min_think_chars": 40},
+            }
+        )
+    )
+    ds = tmp_path / "ds"
+    export(out, ds)
+    published = yaml.safe_load((ds / "distill_config.yaml").read_text())
+    assert published["model"] == TEACHER and published["sampling"]["temperature"] == 0.7
+    assert published["filters"] == {"min_think_chars": 40} and published["data"] == "data"
+    assert not {"out", "base_urls"} & set(published)
+    assert json.loads((ds / "export.json").read_text())["distill_config"] == "distill_config.yaml"
+    assert "distill_config.yaml" in (ds / "README.md").read_text()
+    for path in ds.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".json", ".md"):
+            text = path.read_text()
+            assert "sk-not-in-any-file" not in text and "10.0.0.7" not in text, path

@@ -212,3 +212,58 @@ def test_user_spec_dataset(write_csv, tmp_path: Path) -> None:
     root = write_csv(HEADER, [row(label=7.5)])
     data = read_mmsa(root, str(spec_path))
     assert data.spec.name == "test_reader_ten" and data.clips[0].label == 7.5
+
+
+def test_labels_a_hair_off_the_scale_are_clipped_and_counted(write_csv) -> None:
+    root = write_csv(HEADER, [row(label="1.0000001"), row(clip="0002", label="-1.0000004"), row(clip="0003")])
+    data = read_mmsa(root, "sims")
+    assert [c.label for c in data] == [1.0, -1.0, 0.4]
+    assert [(line, value) for line, _, value in data.clipped] == [(2, 1.0000001), (3, -1.0000004)]
+    (warning,) = data.warnings()
+    assert "2 label(s) outside sims's range [-1, 1] clipped" in warning and "1.0000001" in warning
+
+
+def test_an_off_scale_label_error_shows_the_exact_value(write_csv) -> None:
+    root = write_csv(HEADER, [row(), row(clip="0002", label="1.00001")])
+    err = expect_data_error(root, line=3, column="label", match=r"label 1\.00001 outside sims's range")
+    assert "--on-bad-label" in str(err)
+
+
+def test_on_bad_label_skip_records_and_clip_clips(write_csv) -> None:
+    root = write_csv(HEADER, [row(), row(clip="0002", label="2.5"), row(clip="0003", label="-3")])
+    skipped = read_mmsa(root, "sims", on_bad_label="skip")
+    assert [c.clip_id for c in skipped] == ["0001"] and skipped.clipped == []
+    assert [(s.id, s.reason) for s in skipped.skipped] == [
+        ("video_0001$_$0002", "bad_label"),
+        ("video_0001$_$0003", "bad_label"),
+    ]
+    assert "line 3: label 2.5" in skipped.skipped[0].detail
+    clipped = read_mmsa(root, "sims", on_bad_label="clip")
+    assert [c.label for c in clipped] == [0.4, 1.0, -1.0] and len(clipped.clipped) == 2
+    with pytest.raises(DataError, match="--on-bad-label must be one of"):
+        read_mmsa(root, "sims", on_bad_label="ignore")
+
+
+def test_header_only_csv_missing_raw_and_csv_folder_are_errors(write_csv, tmp_path: Path) -> None:
+    root = write_csv(HEADER, [])
+    expect_data_error(root, line=None, column=None, match="header but no rows")
+    root = write_csv(HEADER, [row()], videos=False)
+    with pytest.raises(DataError, match=r"Raw/ folder not found.*Raw/video_0001/0001\.mp4") as info:
+        read_mmsa(root, "sims")
+    assert info.value.file == str(root / "Raw")
+    (root / "label.csv").unlink()
+    (root / "label.csv").mkdir()
+    with pytest.raises(DataError, match=r"label\.csv is a folder"):
+        read_mmsa(root, "sims")
+
+
+def test_missing_videos_are_recorded_as_skipped(write_csv) -> None:
+    root = write_csv(HEADER, [row(), row(clip="0002")])
+    (root / "Raw" / "video_0001" / "0002.mp4").unlink()
+    data = read_mmsa(root, "sims")
+    (skip,) = data.skipped
+    assert (skip.id, skip.reason, skip.path) == (
+        "video_0001$_$0002",
+        "missing",
+        str(root / "Raw/video_0001/0002.mp4"),
+    )

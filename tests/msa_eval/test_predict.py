@@ -296,3 +296,45 @@ def test_media_settings_come_from_the_checkpoints_media_json(tiny_model_dir, eva
     (model / artifacts.MEDIA_SETTINGS).write_text('{"fps": -1}')
     with pytest.raises(ConfigError, match=r"media\.json"):
         P.predict(model, pairs, tmp_path / "c", limit=1, **FAST)
+
+
+def test_missing_and_corrupt_clips_are_skipped_named_and_shown_by_score_and_report(
+    tiny_model_dir, eval_sets, tmp_path
+):
+    import shutil
+
+    data = Path(shutil.copytree(eval_sets["sims"], tmp_path / "sims"))
+    clips = read_mmsa(data, "sims", split="test").clips
+    assert len(clips) == 5
+    missing, corrupt = clips[1], clips[3]
+    missing.video_path.unlink()
+    corrupt.video_path.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    run = tmp_path / "run"
+    args = ["predict", "--model", str(tiny_model_dir), "--data", str(data), "--dataset", "sims"]
+    result = CliRunner().invoke(app, [*args, "--out", str(run), "--batch-size", "3", "--max-new-tokens", "6"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "sims: 3 predicted, 0 already done" in flat and ", 2 skipped ->" in flat
+    assert f"missing 1 ({missing.video_path}), unreadable 1 ({corrupt.video_path})" in flat
+    skipped = {r["id"]: r["reason"] for r in _lines(run / "skipped.jsonl")}
+    assert skipped == {missing.id: "missing", corrupt.id: "unreadable"}
+    assert len(_lines(run / "sims.jsonl")) == 3
+
+    scored = CliRunner().invoke(app, ["score", str(run / "sims.jsonl"), "--dataset", "sims"])
+    assert scored.exit_code == 0, scored.output
+    assert "n = 3 of 5 (2 skipped: missing 1, unreadable 1)" in " ".join(scored.output.split())
+
+    report = CliRunner().invoke(
+        app, ["report", str(run), "--out", str(tmp_path / "report"), "--bootstrap", "0"]
+    )
+    assert report.exit_code == 0, report.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "n = 3 of 5 (2 skipped: missing 1, unreadable 1)" in md
+    assert str(missing.video_path) in md and str(corrupt.video_path) in md  # named in the warnings
+    cell = json.loads((tmp_path / "report" / "metrics.json").read_text())["results"]["run"]["sims"]
+    assert cell["clips"] == 5 and {s["reason"] for s in cell["skipped"]} == {"missing", "unreadable"}
+    assert "not a registered dataset" not in report.output  # skipped.jsonl is not taken for a dataset
+
+    # --on-media-error fail stops at the corrupt clip, naming it.
+    stopped = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r2"), "--on-media-error", "fail"])
+    assert stopped.exit_code == 1 and str(corrupt.video_path) in " ".join(stopped.output.split())

@@ -5,7 +5,7 @@
 Writes OUT.json with:
 - ``lf``: LLaMA-Factory's own tokenization (qwen2_omni template, system column, use_audio_in_video) of the export's
   first train record: input_ids and labels;
-- ``omni``: msa_rl.omni under transformers 5.6 for the same record: input_ids, labels, audio/video token counts,
+- ``omni``: msa_omni under transformers 5.6 for the same record: input_ids, labels, audio/video token counts,
   and that forward + backward + generate ran;
 - ``handoff_loss``: MODEL's loss on the batch saved by the default environment (BATCH.pt);
 - ``frames``: for the record's clip, sampled at 2 fps with 16 and with 2 frames at most (thinned), the frame

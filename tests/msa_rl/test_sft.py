@@ -298,7 +298,7 @@ def test_handoff_same_loss_in_both_envs_and_same_tokens_as_llamafactory(
     # LLaMA-Factory's own tokenization of the record == our encode_example (prompt, media tokens, answer, labels).
     assert probe["lf"]["input_ids"] == batch["input_ids"][0].tolist()
     assert probe["lf"]["labels"] == batch["labels"][0].tolist()
-    # msa_rl.omni under transformers 5.6: same tokens, audio-in-video effective, forward/backward/generate work.
+    # msa_omni under transformers 5.6: same tokens, audio-in-video effective, forward/backward/generate work.
     assert probe["omni"]["input_ids"] == batch["input_ids"][0].tolist()
     assert probe["omni"]["audio_tokens"] > 0 and probe["omni"]["video_tokens"] > 0
     assert probe["omni"]["generated_new_tokens"] == 4 and probe["omni"]["vision_grad"] > 0

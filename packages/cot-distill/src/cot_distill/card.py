@@ -78,7 +78,68 @@ def _licences(names: list[str]) -> list[str]:
     return notes
 
 
-def render_card(manifest: dict[str, Any], repo_id: str | None = None) -> str:
+def _sources(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        try:
+            spec = get_spec(name)
+        except MSAError:
+            out.append(f"- **{name}**: no dataset spec registered here; obtain it from its authors.")
+            continue
+        where = spec.homepage or "its authors (no homepage in its dataset spec)"
+        out.append(f"- **{spec.title}**: from {where}. {spec.license}".rstrip())
+    return out
+
+
+def _media_section(manifest: dict[str, Any], media_included: bool) -> list[str]:
+    lines = ["## Media", ""]
+    if media_included:
+        lines += [
+            "The clips (`video/<video_id>/<clip_id>.mp4`) and their audio tracks (`audio/*.wav`, 16 kHz mono) "
+            "are included; their source datasets' terms apply (see Licence).",
+            "",
+        ]
+        return lines
+    lines += [
+        "**The clips are not included** (the source datasets are licensed for research use). Obtain them from "
+        "their source:",
+        "",
+        *_sources(manifest["datasets"]),
+        "",
+        "then put each record's clip where its `videos` path says, and its audio track where its `audios` path "
+        "says:",
+        "",
+        "```bash",
+        "# DATA: the source dataset in the MMSA layout (label.csv + Raw/<video_id>/<clip_id>.mp4)",
+        "mkdir -p video && cp -r DATA/Raw/. video/",
+        "```",
+        "```python",
+        "# the wav names are content hashes of the mp4s: extract_wav reproduces them exactly",
+        "from pathlib import Path",
+        "from msa_core.media import extract_wav  # pip/uv: the msa-core package of msa-thinker",
+        'for mp4 in Path("video").rglob("*.mp4"):',
+        '    extract_wav(mp4, out_dir="audio")',
+        "```",
+        "",
+    ]
+    return lines
+
+
+def _config_section(manifest: dict[str, Any]) -> list[str]:
+    name = manifest.get("distill_config")
+    if not name:
+        return []
+    return [
+        "## Distillation config",
+        "",
+        f"`{name}` is the generate run's resolved configuration: teacher model, prompt, sampling parameters, "
+        "retries and filter settings (no secret: only the name of the API key's variable; local paths and "
+        "endpoints are left out).",
+        "",
+    ]
+
+
+def render_card(manifest: dict[str, Any], repo_id: str | None = None, media_included: bool = True) -> str:
     splits: dict[str, dict[str, Any]] = manifest["splits"]
     total = sum(s["records"] for s in splits.values())
     languages = []
@@ -169,6 +230,8 @@ def render_card(manifest: dict[str, Any], repo_id: str | None = None) -> str:
             "are relative to the folder).",
             "",
         ]
+    lines += _media_section(manifest, media_included)
+    lines += _config_section(manifest)
     lines += [
         "## Licence",
         "",
@@ -181,7 +244,9 @@ def render_card(manifest: dict[str, Any], repo_id: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_card(out_dir: str | Path, manifest: dict[str, Any], repo_id: str | None = None) -> Path:
+def write_card(
+    out_dir: str | Path, manifest: dict[str, Any], repo_id: str | None = None, media_included: bool = True
+) -> Path:
     path = Path(out_dir) / "README.md"
-    path.write_text(render_card(manifest, repo_id), encoding="utf-8")
+    path.write_text(render_card(manifest, repo_id, media_included), encoding="utf-8")
     return path

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx2
 import openai
+from msa_core import MSAError
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from cot_distill.config import RetryConfig
@@ -38,6 +40,10 @@ class TeacherRequestError(Exception):
         self.detail = detail
         self.attempts = attempts
         super().__init__(f"{kind} after {attempts} tr{'y' if attempts == 1 else 'ies'}: {detail}")
+
+
+class TeacherUnavailable(MSAError):
+    """The endpoint check before a batch failed: nothing was asked, the message says what to fix."""
 
 
 @dataclass
@@ -80,8 +86,27 @@ class ClientTotals:
         }
 
 
+def transport_cause(exc: BaseException) -> tuple[str, str] | None:
+    """(kind, detail) when the root of ``exc`` is a refused connection or a failed DNS lookup.
+
+    The aiohttp transport reports both as httpx's ConnectTimeout ("Request timed out."): look underneath.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return "dns", f"cannot resolve the host name ({seen.strerror or seen})"
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused", "connection refused (nothing listens on that host and port)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _classify(exc: BaseException) -> tuple[str, bool, float | None]:
     """(error kind, retryable, server-suggested wait) for an exception raised by the SDK."""
+    if isinstance(exc, openai.APIConnectionError) and (cause := transport_cause(exc)):
+        return cause[0], True, None
     if isinstance(exc, openai.APITimeoutError):
         # The vendored aiohttp transport maps a dropped connection to httpx's ConnectTimeout: look underneath.
         return ("connection" if _dropped(exc) else "timeout"), True, None
@@ -173,7 +198,11 @@ class TeacherClient:
                     content=body,
                     options={"headers": headers or {}},
                 )
-                data = json.loads(response.content)
+                try:
+                    data = json.loads(response.content)
+                except ValueError:
+                    head = response.content[:80].decode("utf-8", "replace")
+                    raise ValueError(f"not a chat completion: the body is not JSON ({head!r})") from None
                 choices = data["choices"]
                 texts = [c.get("message", {}).get("content") for c in choices]
                 finish = [c.get("finish_reason") for c in choices]
@@ -185,7 +214,9 @@ class TeacherClient:
                 self.totals.errors[kind] += 1
                 if not retryable or tries > self.retry.max_retries:
                     self.totals.failed += 1
-                    raise TeacherRequestError(kind, _short(exc), attempts=tries) from None
+                    cause = transport_cause(exc)
+                    detail = f"{self.base_urls[index]}: {cause[1]}" if cause else _short(exc)
+                    raise TeacherRequestError(kind, detail, attempts=tries) from None
                 self.totals.retries += 1
                 wait = self.backoff(tries - 1, suggested)
             finally:
@@ -218,6 +249,52 @@ class TeacherClient:
         """Model ids served by the first endpoint."""
         page = await self._clients[0].models.list()
         return [m.id for m in page.data]
+
+    async def preflight(self, model: str, api_key_env: str, timeout_s: float = 30.0) -> None:
+        """Before a batch: every endpoint answers GET /models, accepts the key and lists ``model``.
+
+        Raises TeacherUnavailable naming the endpoint and the cause (refused, DNS, HTTP 401/404/5xx, not an
+        OpenAI API, model not served) so a run stops at once instead of failing every request.
+        """
+        for url, client in zip(self.base_urls, self._clients, strict=True):
+            where = f"teacher endpoint {url}"
+            try:
+                page = await asyncio.wait_for(client.models.list(), timeout_s)
+                served = [m.id for m in page.data]
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                if status in (401, 403):
+                    raise TeacherUnavailable(
+                        f"{where} refused the API key (HTTP {status}): export the key in ${api_key_env} "
+                        "(or name another variable with --api-key-env)"
+                    ) from None
+                if status == 404:
+                    raise TeacherUnavailable(
+                        f"{where}: GET /models gave HTTP 404; is this the OpenAI API root (usually ending "
+                        "in /v1)?"
+                    ) from None
+                body = exc.response.text.strip().replace("\n", " ")[:200] if exc.response is not None else ""
+                raise TeacherUnavailable(f"{where}: GET /models gave HTTP {status} {body}".rstrip()) from None
+            except (TimeoutError, openai.APIConnectionError, httpx2.TransportError) as exc:
+                cause = transport_cause(exc)
+                if cause is not None and cause[0] == "refused":
+                    detail = (
+                        "connection refused: is the teacher running? (`cot-distill serve` prints its command)"
+                    )
+                elif cause is not None:
+                    detail = cause[1]
+                else:
+                    detail = f"no answer to GET /models within {timeout_s:g} s ({_short(exc)})"
+                raise TeacherUnavailable(f"{where}: {detail}") from None
+            except Exception as exc:  # a 200 that is no model list: not an OpenAI-compatible server
+                raise TeacherUnavailable(
+                    f"{where}: the answer to GET /models is not an OpenAI model list ({_short(exc)}); "
+                    "is this an OpenAI-compatible server?"
+                ) from None
+            if model not in served:
+                raise TeacherUnavailable(
+                    f"{where} does not serve model {model!r}; it serves {served}: fix --model"
+                )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -143,6 +143,18 @@ class DistillConfig(BaseModel):
         "sims", description="Dataset spec name (sims, simsv2, mosi, mosei) or a spec YAML path."
     )
     split: Literal["train", "valid", "test", "all"] = Field("train", description="Which split to distil.")
+    on_bad_label: Literal["error", "skip", "clip"] = Field(
+        "error",
+        description="A label off the dataset's scale by more than 1e-6: error, skip the clip, or clip the label "
+        "onto the scale (within 1e-6 it is always clipped, with a warning).",
+    )
+    max_failed_fraction: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="generate exits 1 when more than this fraction of the samples failed for good (after retries); "
+        "clips skipped for their media do not count.",
+    )
     limit: int | None = Field(None, ge=1, description="Use only the first N clips of the split.")
     out: str = Field("runs/distill", description="Output directory (responses.jsonl, accepted.jsonl, ...).")
     base_urls: list[str] = Field(
@@ -166,7 +178,8 @@ class DistillConfig(BaseModel):
     )
     wav_dir: str | None = Field(
         None,
-        description="Where extracted 16 kHz wavs go; null: DATA/wav16k (inside the server's allowed media path).",
+        description="Where extracted 16 kHz wavs go; null: OUT/wav16k (never the dataset folder). Audio travels "
+        "as file:// only when this lies inside DATA (the server's allowed media path), else as a data: URL.",
     )
     send_audio: bool = Field(True, description="Send the clip's audio track as its own audio_url part.")
     mm_processor_kwargs: dict[str, Any] | None = Field(

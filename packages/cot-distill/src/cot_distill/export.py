@@ -45,6 +45,10 @@ from msa_core.media import content_hash, extract_wav
 ACCEPTED_FILE = artifacts.ACCEPTED
 STATS_FILE = artifacts.DISTILL_STATS
 MANIFEST_FILE = artifacts.EXPORT_MANIFEST
+DISTILL_CONFIG_FILE = artifacts.EXPORT_DISTILL_CONFIG
+"""The generate run's resolved config, published with the data (local paths, endpoints and progress left out)."""
+GENERATE_CONFIG_FILE = artifacts.DISTILL_CONFIG
+_UNPUBLISHED_KEYS = ("out", "base_urls", "wav_dir", "progress")
 Format = Literal["llamafactory", "hf"]
 FORMATS: tuple[Format, ...] = ("llamafactory", "hf")
 REQUIRED_FIELDS = ("video_id", "clip_id", "dataset", "split", "text", "label", "video_path", "answer")
@@ -322,9 +326,38 @@ def export(
     if previous is not None:
         _remove_stale(out_dir, previous, result, media)
     manifest = _manifest(rows, by_split, result, source, link)
+    manifest["distill_config"] = _publish_config(source, out_dir)
     _write_json(out_dir / MANIFEST_FILE, manifest)
     write_card(out_dir, manifest)
     return result
+
+
+def _publish_config(source: Path, out_dir: Path) -> str | None:
+    """Copy the generate run's resolved config (teacher, prompt, sampling, filters) next to the data.
+
+    It never holds a secret (only api_key_env, a variable's name); local paths and endpoints are left out and
+    the data root is reduced to its folder name. Returns the file name, or None when the run wrote no config.
+    """
+    import yaml
+
+    path = source / GENERATE_CONFIG_FILE
+    target = out_dir / DISTILL_CONFIG_FILE
+    if not path.is_file():
+        target.unlink(missing_ok=True)
+        return None
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"not valid YAML ({exc})", file=path) from None
+    if not isinstance(cfg, dict):
+        raise DataError("not a distill config (a YAML mapping)", file=path)
+    public = {k: v for k, v in cfg.items() if k not in _UNPUBLISHED_KEYS}
+    if public.get("data"):
+        public["data"] = Path(str(public["data"])).name
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(yaml.safe_dump(public, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(tmp, target)
+    return DISTILL_CONFIG_FILE
 
 
 def _write_parquet(out_dir: Path, by_split: dict[str, list[dict[str, Any]]]) -> dict[str, str]:

@@ -24,8 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msa_core import Clip, ConfigError, DatasetSpec, MSAError, artifacts, get_spec, read_mmsa
+from msa_core import (
+    Clip,
+    ConfigError,
+    DataError,
+    DatasetSpec,
+    MediaError,
+    MSAError,
+    artifacts,
+    get_spec,
+    read_mmsa,
+)
 from msa_core.media import content_hash, extract_wav
+from msa_core.outdir import ensure_writable_dir
+from msa_core.skipped import Skip, media_reason, write_skipped
 
 from cot_distill.cache import JsonlAppender, request_key, write_json_atomic
 from cot_distill.client import ClientTotals, TeacherClient, TeacherRequestError
@@ -44,6 +56,7 @@ from cot_distill.outcomes import (
 from cot_distill.teacher_prompt import DC_REGEX, TeacherPrompt, load_teacher_prompt
 
 CACHE_KEY_HEADER = "X-Cache-Key"
+WAV_DIR = artifacts.WAV_DIR
 PREFETCHERS = 2
 """Threads serialising request bodies ahead of the workers."""
 
@@ -83,6 +96,8 @@ class GenerateResult:
     interrupted: bool
     request_phase_cpu_s: float = 0.0
     """CPU time of this process during the request phase (all threads)."""
+    warnings: list[str] = field(default_factory=list)
+    """Things worked around (labels clipped onto the scale), for the CLI to print."""
 
 
 class GenerateInterrupted(KeyboardInterrupt):
@@ -149,7 +164,17 @@ class Generator:
         self.out = Path(cfg.out)
         self.filter = AnswerFilter(cfg.filters, self.spec)
         self.data_root = Path(cfg.data).resolve()
-        self.wav_dir = Path(cfg.wav_dir) if cfg.wav_dir else self.data_root / "wav16k"
+        # Derived audio never goes into the dataset folder (often read-only on clusters): OUT/wav16k by default.
+        self.wav_dir = Path(cfg.wav_dir) if cfg.wav_dir else self.out / WAV_DIR
+        # file:// URLs work only inside the server's --allowed-local-media-path (the data root): a wav elsewhere
+        # travels in the request as a data: URL (16 kHz mono 16-bit: ~32 kB per second of audio).
+        self.audio_url_mode = (
+            "file"
+            if cfg.media_url == "file" and self.wav_dir.resolve().is_relative_to(self.data_root)
+            else "data"
+        )
+        self.skipped: list[Skip] = []
+        self.warnings: list[str] = []
         self.judge = judge_id(cfg.filters.judge, cfg.model) if cfg.filters.judge.enabled else None
         self.counts = {"accepted": 0, "rejected": 0, "failed": 0, "done": 0, "cached": 0}
         self.totals: ClientTotals | None = None
@@ -160,15 +185,28 @@ class Generator:
     # planning ---------------------------------------------------------------------------------------------------
     def clips(self) -> list[Clip]:
         split = None if self.cfg.split == "all" else self.cfg.split
-        clips = read_mmsa(self.data_root, self.spec, split=split).clips
-        return clips[: self.cfg.limit] if self.cfg.limit else clips
+        ds = read_mmsa(self.data_root, self.spec, split=split, on_bad_label=self.cfg.on_bad_label)
+        self.warnings += ds.warnings()
+        clips, skipped = ds.clips, ds.skipped
+        if self.cfg.limit:
+            clips = clips[: self.cfg.limit]
+        self.skipped = list(skipped)
+        if not clips and not skipped:
+            raise DataError(f"no clips in split {self.cfg.split!r}", file=self.data_root / "label.csv")
+        return clips
 
     def plan(self, clips: list[Clip]) -> list[ClipRequest]:
         """Content keys for every clip, written to plan.json before any request (outcomes are decided from it)."""
         reqs = []
         for clip in clips:
             prompt = self.teacher.build(clip.text, self.spec)
-            media_hash = content_hash(clip.video_path)
+            try:
+                media_hash = content_hash(clip.video_path)
+            except MediaError as exc:
+                self.skipped.append(
+                    Skip(clip.id, self.spec.name, str(clip.video_path), "unreadable", exc.reason)
+                )
+                continue
             content_key = request_key(
                 clip_id=clip.id,
                 media_hash=media_hash,
@@ -199,6 +237,7 @@ class Generator:
             self.out / PLAN,
             {
                 "dataset": self.spec.name,
+                "data": str(self.data_root),
                 "split": self.cfg.split,
                 "samples_per_clip": self.cfg.samples_per_clip,
                 "prompt_version": self.teacher.full_version,
@@ -252,7 +291,7 @@ class Generator:
             # fails on clips without audio (docs/architecture.md, "The teacher through vLLM").
             wav = extract_wav(clip.video_path, out_dir=self.wav_dir)
             parts.append(
-                {"type": "audio_url", "audio_url": {"url": media_url(wav, cfg.media_url, "audio/wav")}}
+                {"type": "audio_url", "audio_url": {"url": media_url(wav, self.audio_url_mode, "audio/wav")}}
             )
         parts.append({"type": "text", "text": prompt.user})
         body: dict[str, Any] = {
@@ -335,6 +374,12 @@ class Generator:
             answer = await client.chat_raw(body, headers={CACHE_KEY_HEADER: key})
         except (TeacherRequestError, MSAError, OSError) as exc:  # failed for good, or unusable media
             kind = exc.kind if isinstance(exc, TeacherRequestError) else "media"
+            if kind == "media" and job.sample == 0:
+                reason = media_reason(exc) if isinstance(exc, MediaError) else "unreadable"
+                detail = getattr(exc, "reason", str(exc))
+                self.skipped.append(
+                    Skip(req.clip.id, self.spec.name, str(req.clip.video_path), reason, detail)
+                )
             stores["failures"].append(
                 {
                     "content_key": req.content_key,
@@ -416,6 +461,11 @@ class Generator:
         }
         client = TeacherClient(cfg.base_urls, api_key, cfg.retry)
         self.totals = client.totals
+        try:
+            await client.preflight(cfg.model, cfg.api_key_env, timeout_s=cfg.retry.connect_timeout_s + 20)
+        except BaseException:
+            await client.aclose()
+            raise
 
         async def worker() -> None:
             while jobs:
@@ -445,15 +495,65 @@ class Generator:
             await asyncio.sleep(0.5)
 
 
+def check_out_dir(out: Path, spec: DatasetSpec, data_root: Path, model: str, force: bool) -> None:
+    """Refuse an OUT holding another dataset's or another teacher's answers (``--force`` overrides)."""
+    path = out / PLAN
+    if force or not path.is_file():
+        return
+    try:
+        plan = json.loads(path.read_text())
+    except ValueError:
+        return  # a torn plan is rewritten below
+    theirs = {"dataset": plan.get("dataset"), "data": plan.get("data"), "model": plan.get("model")}
+    ours = {"dataset": spec.name, "data": str(data_root), "model": model}
+    diff = [k for k in ours if theirs[k] is not None and theirs[k] != ours[k]]
+    if diff:
+        shown = ", ".join(f"{k} {theirs[k]!r} (now {ours[k]!r})" for k in diff)
+        raise ConfigError(
+            f"{out} holds answers of another run: {shown}; choose another --out, or pass --force to add "
+            "this run's answers to it"
+        )
+
+
+def run_problem(stats: dict[str, Any], cfg: DistillConfig) -> str | None:
+    """Why a finished run did not do its job (exit 1), or None.
+
+    Not done: no clip to ask about, no sample answered by the teacher, or more than ``max_failed_fraction`` of
+    the samples failed for good (after retries). Clips skipped for their media do not count against the run.
+    """
+    by_kind = stats.get("failed_by_kind") or {}
+    media = int(by_kind.get("media", 0))
+    askable = stats["expected"] - media
+    teacher_failed = stats["failed"] - media
+    answered = stats["accepted"] + stats["rejected"]
+    if stats["expected"] == 0 or askable <= 0:
+        return "no clip could be sent to the teacher"
+    if answered == 0 and stats.get("pending", 0) == 0:
+        return "the teacher answered no request"
+    if teacher_failed / askable > cfg.max_failed_fraction:
+        return (
+            f"{teacher_failed} of {askable} samples failed for good, more than max_failed_fraction "
+            f"{cfg.max_failed_fraction:g}; rerun to ask only for those"
+        )
+    return None
+
+
 def generate(
-    cfg: DistillConfig, *, config_dir: Path | None = None, show_progress: bool | None = None
+    cfg: DistillConfig,
+    *,
+    config_dir: Path | None = None,
+    show_progress: bool | None = None,
+    force: bool = False,
 ) -> GenerateResult:
     """Run (or resume) a distillation. On Ctrl-C everything finished is kept, the summary is written, and
     GenerateInterrupted (a KeyboardInterrupt) is raised with the result."""
     gen = Generator(cfg, config_dir=config_dir)
-    gen.out.mkdir(parents=True, exist_ok=True)
+    clips = gen.clips()
+    check_out_dir(gen.out, gen.spec, gen.data_root, cfg.model, force)
+    ensure_writable_dir(gen.out, "--out")
     dump_config(cfg, gen.out / artifacts.DISTILL_CONFIG)
-    reqs = gen.plan(gen.clips())
+    reqs = gen.plan(clips)
+    write_skipped(gen.out, gen.spec.name, gen.skipped)
     jobs = gen.jobs(reqs)
     if show_progress is None:
         show_progress = cfg.progress and sys.stderr.isatty()
@@ -476,6 +576,7 @@ def generate(
                 gen.counts, gen.totals, gen.request_phase_s
             )  # the final counts, not the last tick
             progress.stop()
+        write_skipped(gen.out, gen.spec.name, gen.skipped)
     totals, elapsed = gen.totals, gen.request_phase_s
     requests, completed = (totals.requests, totals.completed) if totals else (0, 0)
     run = {
@@ -489,7 +590,7 @@ def generate(
     }
     stats = summarize(gen.out, cfg, gen.spec, run=run)
     result = GenerateResult(
-        gen.out, stats, requests, completed, elapsed, interrupted, gen.request_phase_cpu_s
+        gen.out, stats, requests, completed, elapsed, interrupted, gen.request_phase_cpu_s, gen.warnings
     )
     if interrupted:
         raise GenerateInterrupted(result)

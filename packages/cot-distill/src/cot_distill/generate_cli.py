@@ -27,13 +27,28 @@ class MediaUrl(StrEnum):
     data = "data"
 
 
-def _summary(stats: dict) -> str:
+class OnBadLabel(StrEnum):
+    error = "error"
+    skip = "skip"
+    clip = "clip"
+
+
+def _summary(stats: dict, out: Path | None = None) -> str:
+    from msa_core.skipped import SKIPPED_FILE, describe, read_skipped
+
     reasons = ", ".join(f"{k} {v}" for k, v in stats["rejected_by_reason"].items()) or "none"
     line = (
         f"{stats['accepted']} accepted, {stats['rejected']} rejected, {stats['failed']} failed"
         f"{', ' + str(stats['pending']) + ' pending' if stats['pending'] else ''} of {stats['expected']} "
         f"(yield {stats['yield']:.1%}); rejections: {reasons}"
     )
+    examples = stats.get("failure_examples") or {}
+    for kind, n in (stats.get("failed_by_kind") or {}).items():
+        example = f", e.g. {examples[kind]}" if examples.get(kind) else ""
+        line += f"\nfailed ({kind}): {n} sample(s){example}"
+    skipped = read_skipped(out, stats["dataset"]) if out is not None else []
+    if skipped:
+        line += f"\n{len(skipped)} clip(s) skipped: {describe(skipped)}; all listed in {out / SKIPPED_FILE}"
     run = stats.get("run")
     if run and run.get("completed"):
         line += (
@@ -93,12 +108,25 @@ def generate_cmd(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show the progress bar.")
     ] = None,
+    on_bad_label: Annotated[
+        OnBadLabel | None,
+        typer.Option(
+            help="A label off the dataset's scale by more than 1e-6: error (default), skip the clip, or clip "
+            "it onto the scale. Within 1e-6 it is clipped with a warning."
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write into an OUT that holds another dataset's or teacher's answers."),
+    ] = False,
 ) -> None:
     """Ask the teacher for DC answers over a dataset split, filter them, and write OUT/accepted.jsonl & co.
 
-    Rerunning (or resuming after a crash or Ctrl-C) sends no request whose answer is already in OUT."""
+    Rerunning (or resuming after a crash or Ctrl-C) sends no request whose answer is already in OUT.
+    Exits 1 when the endpoint check fails (nothing is asked), when no sample was answered, or when more than
+    max_failed_fraction (default 0.05) of the samples failed for good; exits 130 on Ctrl-C."""
     from cot_distill.config import config_dir, load_config
-    from cot_distill.generate import GenerateInterrupted, generate
+    from cot_distill.generate import GenerateInterrupted, generate, run_problem
 
     overrides = {
         "data": str(data) if data else None,
@@ -116,18 +144,24 @@ def generate_cmd(
         "api_key_env": api_key_env,
         "teacher_prompt": teacher_prompt,
         "progress": progress,
+        "on_bad_label": on_bad_label.value if on_bad_label else None,
     }
     try:
         cfg = load_config(config, sets=sets, overrides=overrides)
-        result = generate(cfg, config_dir=config_dir(config))
+        result = generate(cfg, config_dir=config_dir(config), force=force)
     except GenerateInterrupted as exc:
         typer.echo(f"interrupted; everything finished is kept in {exc.result.out}", err=True)
-        typer.echo(_summary(exc.result.stats), err=True)
+        typer.echo(_summary(exc.result.stats, exc.result.out), err=True)
         raise typer.Exit(130) from None
     except MSAError as exc:
         raise fail(exc) from None
-    typer.echo(_summary(result.stats))
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(_summary(result.stats, result.out))
     typer.echo(f"wrote {result.out}/accepted.jsonl, rejected.jsonl, stats.json")
+    problem = run_problem(result.stats, cfg)
+    if problem is not None:
+        raise fail(ValueError(f"{problem} (details in {result.out}/failures.jsonl)"))
 
 
 @app.command("filter")
@@ -151,7 +185,7 @@ def filter_cmd(
             dump_config(cfg, out / artifacts.DISTILL_CONFIG)
     except MSAError as exc:
         raise fail(exc) from None
-    typer.echo(_summary(stats))
+    typer.echo(_summary(stats, out))
 
 
 @app.command("stand-in-teacher")
@@ -204,4 +238,12 @@ def standin_cmd(
         )
     except MSAError as exc:
         raise fail(exc) from None
-    serve(teacher, host, port)
+    try:
+        serve(teacher, host, port)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise fail(
+            ValueError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port (0: any free "
+                "port) or --host"
+            )
+        ) from None

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from msa_core import POLARITIES, DataError, DatasetSpec, artifacts, polarity_of
+from msa_core.skipped import counts as skip_counts
+from msa_core.skipped import read_skipped
 
 from cot_distill.cache import read_jsonl, write_json_atomic, write_jsonl_atomic
 from cot_distill.config import DistillConfig, JudgeConfig
@@ -115,6 +117,7 @@ def summarize(
     final_reasons: Counter[str] = Counter()
     answer_reasons: Counter[str] = Counter()
     failure_kinds: Counter[str] = Counter()
+    failure_examples: dict[str, str] = {}
     groups: dict[str, dict[str, Counter[str]]] = {
         "per_polarity": defaultdict(Counter),
         "per_split": defaultdict(Counter),
@@ -148,7 +151,10 @@ def summarize(
                 rejected.append(_rejected_record(clip, plan, sample, tried, truth))
             elif (clip["content_key"], sample) in stored.failures:
                 state = "failed"
-                failure_kinds[stored.failures[(clip["content_key"], sample)].get("kind", "unknown")] += 1
+                failure = stored.failures[(clip["content_key"], sample)]
+                kind = failure.get("kind", "unknown")
+                failure_kinds[kind] += 1
+                failure_examples.setdefault(kind, f"{clip['id']}: {failure.get('detail', '')}")
             groups["per_polarity"][truth][state] += 1
             groups["per_split"][clip["split"]][state] += 1
     expected = len(plan["clips"]) * samples
@@ -168,6 +174,7 @@ def summarize(
         "rejected_by_reason": dict(final_reasons.most_common()),
         "rejected_by_group": dict(by_group.most_common()),
         "failed_by_kind": dict(failure_kinds.most_common()),
+        "failure_examples": {k: failure_examples[k] for k, _ in failure_kinds.most_common()},
         "answers": n_answers,
         "answer_verdicts": dict(answer_reasons.most_common()),
         "per_polarity": {p: _group_stats(groups["per_polarity"].get(p, Counter())) for p in POLARITIES},
@@ -179,6 +186,8 @@ def summarize(
         },
         "judge": {"enabled": cfg.filters.judge.enabled, "verdicts_stored": len(stored.judgements)},
     }
+    skipped = read_skipped(out, spec.name)
+    stats["skipped"] = {"clips": len(skipped), "by_reason": skip_counts(skipped)}
     if run is not None:
         stats["run"] = run
     write_jsonl_atomic(out / ACCEPTED, accepted)

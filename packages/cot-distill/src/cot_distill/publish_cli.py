@@ -74,15 +74,27 @@ def push_cmd(
         str, typer.Option("--repo-id", help="Hub dataset repository, ORG/NAME (created if absent).")
     ],
     private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
+    include_media: Annotated[
+        bool,
+        typer.Option(
+            "--include-media",
+            help="Also upload the clips (video/) and their wavs (audio/). Off by default: the source datasets "
+            "are licensed for research use; the card says how to obtain them.",
+        ),
+    ] = False,
 ) -> None:
-    """Upload an export to the Hugging Face Hub with a dataset card. The token comes from HF_TOKEN only."""
+    """Upload an export to the Hugging Face Hub with a dataset card. The token comes from HF_TOKEN only.
+
+    Uploads the answers, the parquet/LLaMA-Factory files, the resolved distillation config and the card; the
+    media only with --include-media."""
     from cot_distill.push import push
 
     try:
-        url = push(folder, repo_id, private=private)
+        url = push(folder, repo_id, private=private, include_media=include_media)
     except MSAError as exc:
         raise fail(exc) from None
-    typer.echo(f"pushed {folder} to {url}")
+    media = "with" if include_media else "without"
+    typer.echo(f"pushed {folder} to {url} ({media} the media files)")
 
 
 @app.command(

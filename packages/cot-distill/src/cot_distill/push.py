@@ -17,6 +17,8 @@ from cot_distill.card import write_card
 from cot_distill.export import MANIFEST_FILE
 
 TOKEN_ENV = "HF_TOKEN"
+MEDIA_PATTERNS = ["video/**", "audio/**"]
+"""The clips and their wavs: licensed for research use, so uploaded only with ``include_media``."""
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -38,8 +40,18 @@ def _scrub(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def push(folder: str | Path, repo_id: str, *, private: bool = False, token_env: str = TOKEN_ENV) -> str:
-    """Rewrite the card for ``repo_id``, create the repo if absent, upload ``folder``; return its URL."""
+def push(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    include_media: bool = False,
+    token_env: str = TOKEN_ENV,
+) -> str:
+    """Rewrite the card for ``repo_id``, create the repo if absent, upload ``folder``; return its URL.
+
+    The clips (``video/``, ``audio/``) stay local unless ``include_media``: the source datasets are licensed for
+    research use, and the card says where to obtain them and how to put them in place."""
     folder = Path(folder)
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
@@ -54,7 +66,7 @@ def push(folder: str | Path, repo_id: str, *, private: bool = False, token_env: 
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON ({exc.msg})", file=manifest_path, line=exc.lineno) from None
     token = hub_token(token_env)
-    write_card(folder, manifest, repo_id=repo_id)
+    write_card(folder, manifest, repo_id=repo_id, media_included=include_media)
 
     from huggingface_hub import HfApi
 
@@ -67,7 +79,8 @@ def push(folder: str | Path, repo_id: str, *, private: bool = False, token_env: 
             folder_path=str(folder),
             repo_type="dataset",
             commit_message=f"cot-distill export: {records} answers over {manifest['clips']} clips",
-            ignore_patterns=[".*", "**/.*"],  # temp files of an interrupted export
+            # temp files of an interrupted export; the media unless asked for
+            ignore_patterns=[".*", "**/.*", *([] if include_media else MEDIA_PATTERNS)],
         )
     except Exception as exc:  # any Hub/HTTP failure: show it, without the token
         raise PushError(_scrub(f"upload to {repo_id} failed: {type(exc).__name__}: {exc}", token)) from None

@@ -13,7 +13,7 @@ Noise (``--faults "wrong_polarity=0.1,malformed=0.05,http429=0.05,http500=0.05,d
 per request from a generator seeded by (seed, SHA-256 of the body, how often that body was seen), so a run is
 reproducible whatever the arrival order and a retried request gets a fresh draw:
 - transport: ``http429``, ``http500``, ``drop`` (connection closed without an answer), ``slow`` (answers after
-  ``--slow-seconds``);
+  ``--slow-seconds``), ``not_json`` (HTTP 200 with an HTML page, as a misconfigured proxy sends);
 - content: ``wrong_polarity`` (tag, score and reasoning of another class), ``score_side`` (right tag, score on
   another side), ``malformed`` (a missing ``</think>``), ``short_think``, ``long_think``, ``one_modality``
   (reasoning names only the text), ``contradiction`` (last sentence states another polarity), ``judge_reject``
@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlparse
 from aiohttp import web
 from msa_core import Clip, ConfigError, DatasetSpec, read_mmsa
 
-TRANSPORT_FAULTS = ("http429", "http500", "drop", "slow")
+TRANSPORT_FAULTS = ("http429", "http500", "drop", "slow", "not_json")
 CONTENT_FAULTS = (
     "wrong_polarity",
     "score_side",
@@ -227,6 +227,8 @@ class StandInTeacher:
             os.write(self._log_fd, (json.dumps(record, ensure_ascii=False) + "\n").encode())
 
     async def models(self, request: web.Request) -> web.Response:
+        if self._auth is not None and request.headers.get("Authorization") != self._auth:
+            return _error(401, "stand-in: missing or wrong API key")
         return web.json_response(
             {
                 "object": "list",
@@ -288,6 +290,13 @@ class StandInTeacher:
         if transport == "drop":
             record["status"] = "dropped"
             return record, "dropped", None
+        if transport == "not_json":
+            record["status"] = 200
+            return (
+                record,
+                200,
+                lambda: web.Response(text="<html>stand-in: not JSON</html>", content_type="text/html"),
+            )
         if is_judge:
             # `cot-distill doctor` asks how many beeps its audio part holds: answer honestly from the audio that
             # arrived, so the stand-in passes the audio check only when the client really sent audio.

@@ -26,12 +26,16 @@ DISTILL_STATS = "stats.json"
 DISTILL_PLAN = "plan.json"
 DISTILL_CONFIG = "config.yaml"  # the resolved distillation config (secrets are never in it)
 
+SKIPPED = "skipped.jsonl"  # clips left out (missing, unreadable, no audio, bad label), with the reason
+WAV_DIR = "wav16k"  # the clips' audio at 16 kHz, extracted under OUT (never into the dataset folder)
+
 # ---------------------------------------------------------------- cot-distill export -> msa-rl sft / grpo
 EXPORT_MANIFEST = "export.json"  # what the export holds (splits, files, teacher, filter stats)
 LF_DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's dataset registry
 VIDEO_PLACEHOLDER, AUDIO_PLACEHOLDER = "<video>", "<audio>"
 # LLaMA-Factory's media placeholders open the user turn; with audio-in-video the wav is the video's own track.
 MEDIA_PLACEHOLDERS = VIDEO_PLACEHOLDER + AUDIO_PLACEHOLDER
+EXPORT_DISTILL_CONFIG = "distill_config.yaml"  # the generate run's config, published with the data
 LF_COLUMNS = {"messages": "messages", "system": "system", "videos": "videos", "audios": "audios"}
 
 # ---------------------------------------------------------------- training runs -> the next stage, predict

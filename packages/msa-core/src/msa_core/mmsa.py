@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from msa_core.errors import DataError
+from msa_core.skipped import Skip
 from msa_core.spec import DatasetSpec, get_spec
 
 Split = Literal["train", "valid", "test"]
@@ -20,6 +21,9 @@ REQUIRED_COLUMNS = ("video_id", "clip_id", "text", "label", "mode")
 OPTIONAL_COLUMNS = ("label_T", "label_A", "label_V", "annotation")
 ID_SEPARATOR = "$_$"
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid", "test": "test"}
+LABEL_TOLERANCE = 1e-6
+"""A label at most this far outside the dataset's scale (float noise: 1.0000001) is clipped onto it, counted."""
+BAD_LABEL_POLICIES = ("error", "skip", "clip")
 
 
 class Clip(BaseModel):
@@ -51,6 +55,10 @@ class MMSADataset:
     clips: list[Clip]
     missing: list[str] = field(default_factory=list)
     """Ids whose mp4 is absent (skipped under ``missing='skip'``)."""
+    skipped: list[Skip] = field(default_factory=list)
+    """Every row left out, with its reason: ``missing`` mp4s, and ``bad_label`` under ``on_bad_label='skip'``."""
+    clipped: list[tuple[int, str, float]] = field(default_factory=list)
+    """(line, id, label as written) of labels outside the scale that were clipped onto it."""
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -66,6 +74,17 @@ class MMSADataset:
 
     def by_id(self) -> dict[str, Clip]:
         return {c.id: c for c in self.clips}
+
+    def warnings(self) -> list[str]:
+        """One line per thing the reader worked around (clipped labels), for a CLI to print."""
+        if not self.clipped:
+            return []
+        first = ", ".join(f"line {line} ({value!r})" for line, _, value in self.clipped[:3])
+        return [
+            f"{self.root / 'label.csv'}: {len(self.clipped)} label(s) outside {self.spec.name}'s range "
+            f"[{self.spec.score_min:g}, {self.spec.score_max:g}] clipped onto it: {first}"
+            f"{' …' if len(self.clipped) > 3 else ''}"
+        ]
 
 
 def safe_media_path(root: Path, video_id: str, clip_id: str, *, ext: str = ".mp4") -> Path:
@@ -102,37 +121,56 @@ def read_mmsa(
     split: str | None = None,
     missing: Literal["skip", "fail"] = "skip",
     check_range: bool = True,
+    on_bad_label: Literal["error", "skip", "clip"] = "error",
 ) -> MMSADataset:
     """Read ``label.csv`` (columns in any order) and locate each clip's mp4.
 
-    Missing mp4s are collected in ``.missing``; with ``missing='fail'`` they raise a DataError naming the first
-    few ids. Labels outside the spec's range raise (``check_range``).
+    Missing mp4s are collected in ``.missing`` (and ``.skipped``); with ``missing='fail'`` they raise a DataError
+    naming the first few ids. Labels outside the spec's range (``check_range``): within LABEL_TOLERANCE they are
+    clipped onto the scale and counted in ``.clipped``; further out ``on_bad_label`` decides: ``error`` raises
+    naming the line and the exact value, ``skip`` leaves the row out (``.skipped``), ``clip`` clips it.
     """
+    if on_bad_label not in BAD_LABEL_POLICIES:
+        raise DataError(
+            f"--on-bad-label must be one of {', '.join(BAD_LABEL_POLICIES)}, got {on_bad_label!r}"
+        )
     root = Path(root).resolve()
     spec = get_spec(dataset)
     if split is not None and split not in _SPLIT_ALIASES:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     csv_path = root / "label.csv"
+    if csv_path.is_dir():
+        raise DataError("label.csv is a folder, not a file: --data must be the dataset root", file=csv_path)
     if not csv_path.is_file():
         raise DataError(
             "label.csv not found (expected the MMSA layout: label.csv + Raw/<video_id>/<clip_id>.mp4)",
             file=csv_path,
         )
-    clips: list[Clip] = []
-    absent: list[str] = []
+    ds = MMSADataset(root=root, spec=spec, clips=[])
     try:
-        _read_rows(csv_path, root, spec, split, check_range, clips, absent)
+        rows = _read_rows(csv_path, root, spec, split, check_range, on_bad_label, ds)
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text ({exc.reason})", file=csv_path) from None
     except csv.Error as exc:
         raise DataError(f"malformed CSV: {exc}", file=csv_path) from None
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", file=csv_path) from None
+    if rows == 0:
+        raise DataError("no clips: the file has a header but no rows", file=csv_path)
+    absent = ds.missing
+    if absent and not (root / "Raw").is_dir():
+        raise DataError(
+            f"Raw/ folder not found, so none of the clips has its mp4 (expected Raw/<video_id>/<clip_id>.mp4, "
+            f"e.g. Raw/{absent[0].replace(ID_SEPARATOR, '/')}.mp4)",
+            file=root / "Raw",
+        )
     if absent and missing == "fail":
         raise DataError(
             f"{len(absent)} clip(s) have no video under Raw/: {', '.join(absent[:5])}"
             f"{' …' if len(absent) > 5 else ''}",
             file=csv_path,
         )
-    return MMSADataset(root=root, spec=spec, clips=clips, missing=absent)
+    return ds
 
 
 def _read_rows(
@@ -141,10 +179,12 @@ def _read_rows(
     spec: DatasetSpec,
     split: str | None,
     check_range: bool,
-    clips: list[Clip],
-    absent: list[str],
-) -> None:
+    on_bad_label: str,
+    ds: MMSADataset,
+) -> int:
+    """Fill ``ds`` from the CSV; returns the number of data rows (all splits)."""
     seen: dict[str, int] = {}
+    rows = 0
     with csv_path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
@@ -156,6 +196,7 @@ def _read_rows(
             )
         for row in reader:
             line = reader.line_num
+            rows += 1
             if None in row:
                 raise DataError(
                     f"{len(header) + len(row[None])} fields, header has {len(header)}",
@@ -186,13 +227,23 @@ def _read_rows(
                 column = "video_id" if exc.reason.startswith(f"id {video_id!r} ") else "clip_id"
                 raise DataError(exc.reason, file=csv_path, line=line, column=column) from None
             label = _float(row["label"], file=csv_path, line=line, column="label", required=True)
+            bad_label = None
             if check_range and not (spec.score_min <= label <= spec.score_max):
-                raise DataError(
-                    f"label {label:g} outside {spec.name}'s range [{spec.score_min:g}, {spec.score_max:g}]",
-                    file=csv_path,
-                    line=line,
-                    column="label",
-                )
+                near = spec.score_min - LABEL_TOLERANCE <= label <= spec.score_max + LABEL_TOLERANCE
+                if near or on_bad_label == "clip":
+                    ds.clipped.append((line, f"{video_id}{ID_SEPARATOR}{clip_id}", label))
+                    label = min(max(label, spec.score_min), spec.score_max)
+                elif on_bad_label == "error":
+                    raise DataError(
+                        f"label {row['label'].strip()} outside {spec.name}'s range "
+                        f"[{spec.score_min:g}, {spec.score_max:g}] (more than {LABEL_TOLERANCE:g} off; "
+                        "--on-bad-label skip or clip to go on)",
+                        file=csv_path,
+                        line=line,
+                        column="label",
+                    )
+                else:
+                    bad_label = row["label"].strip()
             extra = {
                 c: _float(row.get(c, ""), file=csv_path, line=line, column=c, required=False)
                 for c in ("label_T", "label_A", "label_V")
@@ -213,7 +264,13 @@ def _read_rows(
                     f"duplicate id {clip.id!r} (first on line {seen[clip.id]})", file=csv_path, line=line
                 )
             seen[clip.id] = line
-            if not path.is_file():
-                absent.append(clip.id)
+            if bad_label is not None:
+                detail = f"line {line}: label {bad_label} outside [{spec.score_min:g}, {spec.score_max:g}]"
+                ds.skipped.append(Skip(clip.id, spec.name, str(path), "bad_label", detail))
                 continue
-            clips.append(clip)
+            if not path.is_file():
+                ds.missing.append(clip.id)
+                ds.skipped.append(Skip(clip.id, spec.name, str(path), "missing", "no mp4 under Raw/"))
+                continue
+            ds.clips.append(clip)
+    return rows

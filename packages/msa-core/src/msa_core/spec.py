@@ -40,6 +40,7 @@ class DatasetSpec(BaseModel):
         description="'mosi': Acc7/Acc5/Has0-Non0 Acc2 on [-3, 3]; 'sims': Acc5/Acc3/Acc2 on [-1, 1] (MMSA)."
     )
     license: str = Field("", description="Licence note of the source dataset, copied into dataset cards.")
+    homepage: str = Field("", description="Where the clips can be obtained, named in dataset cards.")
 
     @model_validator(mode="after")
     def _check_ranges(self) -> DatasetSpec:

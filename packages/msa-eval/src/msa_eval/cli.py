@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from msa_core import MSAError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from msa_eval.app import app
@@ -51,13 +52,13 @@ def _user_errors() -> Iterator[None]:
                 for w in caught:
                     if issubclass(w.category, MetricWarning | ReportWarning):
                         _err.print(
-                            f"[yellow]warning:[/yellow] {w.message}",
+                            f"[yellow]warning:[/yellow] {escape(str(w.message))}",
                             markup=True,
                             highlight=False,
                             soft_wrap=True,
                         )
     except MSAError as exc:
-        _err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -106,19 +107,24 @@ def score(
 ) -> None:
     """Score one predictions file exactly as MMSA's metricsTop.py does (plus Acc3, n and parse failures)."""
     from msa_core import get_spec
+    from msa_core.skipped import SKIPPED_FILE
 
-    from msa_eval.score import json_safe, score_file
+    from msa_eval.score import json_safe, score_file_with_coverage
 
     with _user_errors():
         spec = get_spec(dataset)
-        metrics = score_file(predictions, spec, on_failure.value)
+        metrics, coverage, skips = score_file_with_coverage(predictions, spec, on_failure.value)
+    if skips:
+        coverage += f"; listed in {predictions.parent / SKIPPED_FILE}"
     if as_json:
+        _err.print(coverage, highlight=False, soft_wrap=True)
         typer.echo(json.dumps(json_safe(metrics)))
         return
     console = Console()
     console.print(
         f"{spec.title} · {predictions} · on failure: {on_failure.value}", highlight=False, soft_wrap=True
     )
+    console.print(coverage, highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

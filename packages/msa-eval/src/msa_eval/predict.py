@@ -33,6 +33,8 @@ from msa_core import (
 )
 from msa_core.jsonl import read_jsonl
 from msa_core.media_settings import MediaSettings
+from msa_core.outdir import ensure_writable_dir
+from msa_core.skipped import Skip, media_reason, write_skipped
 from msa_core.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -65,7 +67,8 @@ class PredictSettings:
     media: MediaSettings = field(default_factory=MediaSettings)
     dtype: str = "auto"
     device: str = "auto"
-    on_media_error: Literal["fail", "skip"] = "fail"
+    on_media_error: Literal["fail", "skip"] = "skip"
+    on_bad_label: Literal["error", "skip", "clip"] = "error"
     prompt_version: str = PROMPT_VERSION
 
     def identity(self) -> dict[str, Any]:
@@ -95,6 +98,9 @@ class DatasetSummary:
     generated: int = 0
     media_errors: list[str] = field(default_factory=list)
     parse_failures: int = 0
+    skips: list[Skip] = field(default_factory=list)
+    """Clips left out (missing mp4, unreadable media, no audio, bad label); written to RUN_DIR/skipped.jsonl."""
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_media(clip: Clip, settings: PredictSettings) -> Any:
@@ -176,17 +182,23 @@ class _DatasetJob:
 
 def _open_job(data_dir: Path, dataset: str, run_dir: Path, settings: PredictSettings) -> _DatasetJob:
     """Read one dataset's split and the ids already predicted into ``run_dir/<spec.name>.jsonl``."""
-    ds = read_mmsa(data_dir, dataset, split=settings.split)
+    ds = read_mmsa(data_dir, dataset, split=settings.split, on_bad_label=settings.on_bad_label)
     clips = ds.clips[: settings.limit] if settings.limit is not None else ds.clips
-    if not clips:
-        raise DataError(
-            f"no clips in split {settings.split!r} (with their mp4 present)", file=ds.root / "label.csv"
-        )
+    if not clips and not ds.skipped:
+        raise DataError(f"no clips in split {settings.split!r}", file=ds.root / "label.csv")
     out_path = artifacts.predictions_path(run_dir, ds.spec.name)
     _check_run_config(run_dir, settings, ds.spec.name, ds.root)
     done = read_finished(out_path)
     todo = [c for c in clips if c.id not in done]
-    summary = DatasetSummary(ds.spec.name, out_path, total=len(clips), skipped=len(clips) - len(todo))
+    summary = DatasetSummary(
+        ds.spec.name,
+        out_path,
+        total=len(clips),
+        skipped=len(clips) - len(todo),
+        skips=list(ds.skipped),
+        warnings=ds.warnings(),
+    )
+    write_skipped(run_dir, ds.spec.name, summary.skips)
     return _DatasetJob(ds.spec, summary, todo)
 
 
@@ -222,6 +234,9 @@ def predict_datasets(
                         raise
                     log.warning("skipping %s: %s", clip.id, exc)
                     job.summary.media_errors.append(clip.id)
+                    job.summary.skips.append(
+                        Skip(clip.id, job.spec.name, str(clip.video_path), media_reason(exc), exc.reason)
+                    )
             if ready:
                 prompts = [build_prompt(c.text, j.spec) for j, c in ready]
                 answers = get_generator().generate(prompts, media)
@@ -238,6 +253,9 @@ def predict_datasets(
     finally:
         for fh in files.values():
             fh.close()
+        for job in jobs:
+            if job.summary.media_errors:
+                write_skipped(job.summary.path.parent, job.spec.name, job.summary.skips)
     return [job.summary for job in jobs]
 
 
@@ -275,10 +293,13 @@ def predict(
     if len(set(names)) != len(names):
         raise ConfigError(f"each dataset may appear once per run (one <dataset>.jsonl each); got {names}")
     for data_dir, _ in pairs:
-        if not (Path(data_dir) / "label.csv").is_file():
+        csv_path = Path(data_dir) / "label.csv"
+        if csv_path.is_dir():
             raise DataError(
-                "label.csv not found (expected the MMSA layout)", file=Path(data_dir) / "label.csv"
+                "label.csv is a folder, not a file: --data must be the dataset root", file=csv_path
             )
+        if not csv_path.is_file():
+            raise DataError("label.csv not found (expected the MMSA layout)", file=csv_path)
     trained = MediaSettings.read(model_dir) if model_dir.is_dir() else None
     given = {k: settings_kw.pop(k) for k in list(settings_kw) if k in MediaSettings.model_fields}
     media = resolve_media(trained, {k: v for k, v in given.items() if v is not None})
@@ -292,8 +313,7 @@ def predict(
         limit=limit,
         **settings_kw,
     )
-    run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = ensure_writable_dir(out, "--out")
     if overwrite:
         for name in names:
             artifacts.predictions_path(run_dir, name).unlink(missing_ok=True)

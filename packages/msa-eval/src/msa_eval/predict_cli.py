@@ -57,8 +57,19 @@ def predict_command(
     ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (hf backend).")] = "auto",
     on_media_error: Annotated[
-        str, typer.Option(help="fail: stop at an unreadable video; skip: leave the clip out and count it.")
-    ] = "fail",
+        str,
+        typer.Option(
+            help="skip: leave an unreadable clip (or one without audio) out, count it and list it in "
+            "RUN_DIR/skipped.jsonl; fail: stop at the first."
+        ),
+    ] = "skip",
+    on_bad_label: Annotated[
+        str,
+        typer.Option(
+            help="A label off the dataset's scale by more than 1e-6: error, skip the clip, or clip it onto the "
+            "scale. Within 1e-6 it is clipped with a warning."
+        ),
+    ] = "error",
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Delete existing <dataset>.jsonl files first instead of resuming."),
@@ -71,6 +82,7 @@ def predict_command(
     """
     from msa_core import MSAError
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from msa_eval.predict import predict
@@ -89,9 +101,18 @@ def predict_command(
         except ValueError:
             err.print(f"[red]error:[/] --video-size must look like 56x56, got {video_size!r}")
             raise typer.Exit(2) from None
-    if backend not in ("hf", "vllm") or on_media_error not in ("fail", "skip"):
-        err.print("[red]error:[/] --backend is hf or vllm; --on-media-error is fail or skip")
-        raise typer.Exit(2)
+    for option, value, choices in (
+        ("--backend", backend, ("hf", "vllm")),
+        ("--on-media-error", on_media_error, ("skip", "fail")),
+        ("--on-bad-label", on_bad_label, ("error", "skip", "clip")),
+    ):
+        if value not in choices:
+            err.print(
+                f"[red]error:[/] {option} is {' or '.join(choices)}, got {escape(repr(value))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
@@ -120,14 +141,24 @@ def predict_command(
                 dtype=dtype,
                 device=device,
                 on_media_error=on_media_error,
+                on_bad_label=on_bad_label,
             )
         except MSAError as exc:
             bar.stop()
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+    from msa_core.skipped import SKIPPED_FILE, describe
+
     for s in summaries:
-        extra = f", {len(s.media_errors)} unreadable video(s) skipped" if s.media_errors else ""
+        for warning in s.warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        extra = f", {len(s.skips)} skipped" if s.skips else ""
         typer.echo(
             f"{s.dataset}: {s.generated} predicted, {s.skipped} already done, "
             f"{s.parse_failures} parse failure(s){extra} -> {s.path}"
         )
+        if s.skips:
+            typer.echo(
+                f"{s.dataset}: {len(s.skips)} clip(s) skipped: {describe(s.skips)}; all listed in "
+                f"{s.path.parent / SKIPPED_FILE}"
+            )

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from msa_core import DataError
+from msa_core import DataError, DatasetSpec
+from msa_core.mmsa import LABEL_TOLERANCE
+from msa_core.skipped import SKIPPED_FILE, Skip, describe, read_skipped
 
 FailurePolicy = Literal["neutral", "skip", "error"]
 FAILURE_POLICIES: tuple[str, ...] = ("neutral", "skip", "error")
@@ -72,6 +74,7 @@ def read_predictions(path: str | Path) -> Predictions:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read predictions: {exc}", file=path) from exc
     records, labels, scores, lines = [], [], [], []
+    first_line: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -90,6 +93,16 @@ def read_predictions(path: str | Path) -> Predictions:
         if not math.isfinite(label):
             raise DataError(f"label must be finite, got {label}", file=path, line=lineno, column="label")
         score = _number(obj["score"], path=path, line=lineno, column="score", allow_null=True)
+        if obj.get("id") is not None:
+            key = str(obj["id"])
+            if key in first_line:
+                raise DataError(
+                    f"duplicate id {key!r} (first on line {first_line[key]}): each clip may be scored once",
+                    file=path,
+                    line=lineno,
+                    column="id",
+                )
+            first_line[key] = lineno
         records.append(obj)
         labels.append(label)
         scores.append(score if math.isfinite(score) else math.nan)
@@ -97,6 +110,37 @@ def read_predictions(path: str | Path) -> Predictions:
     if not records:
         raise DataError("no predictions (the file is empty)", file=path)
     return Predictions(path, records, np.asarray(labels, np.float64), np.asarray(scores, np.float64), lines)
+
+
+def check_labels(pred: Predictions, spec: DatasetSpec) -> None:
+    """Refuse labels off the dataset's scale (by more than LABEL_TOLERANCE): a file of another dataset, or a
+    scale mix-up, would otherwise be scored silently with the wrong bins."""
+    lo, hi = spec.score_min - LABEL_TOLERANCE, spec.score_max + LABEL_TOLERANCE
+    bad = np.flatnonzero((pred.labels < lo) | (pred.labels > hi))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(
+            f"label {float(pred.labels[i])!r} outside {spec.name}'s range [{spec.score_min:g}, {spec.score_max:g}] "
+            f"({bad.size} such line(s)); is this a {spec.name} predictions file? (check --dataset)",
+            file=pred.path,
+            line=pred.lines[i],
+            column="label",
+        )
+
+
+def skipped_clips(pred: Predictions, spec: DatasetSpec) -> list[Skip]:
+    """Clips of this dataset that ``msa-eval predict`` left out, from the ``skipped.jsonl`` next to the file."""
+    if pred.path.stem != spec.name:
+        return []
+    return read_skipped(pred.path.parent / SKIPPED_FILE, spec.name)
+
+
+def coverage_text(n: int, records: int, skips: list[Skip]) -> str:
+    """``n = 3 of 5 (2 skipped: missing 1, unreadable 1)``: how many clips the metrics rest on."""
+    text = f"n = {n} of {records + len(skips)}"
+    if skips:
+        text += f" ({len(skips)} skipped: {describe(skips, paths=False)})"
+    return text
 
 
 def apply_failure_policy(pred: Predictions, policy: str = "neutral") -> Resolved:

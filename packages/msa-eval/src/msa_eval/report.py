@@ -16,10 +16,19 @@ from pathlib import Path
 import numpy as np
 from msa_core import DataError, DatasetSpec, MSAError, get_spec, list_specs
 from msa_core import artifacts as A
+from msa_core.skipped import SKIPPED_FILE, Skip, describe
 
 from msa_eval.bootstrap import bootstrap_ci, paired_bootstrap
 from msa_eval.metrics import PERCENT_KEYS, MetricWarning, metrics_from_samples, prepare
-from msa_eval.predictions import Predictions, Resolved, apply_failure_policy, read_predictions
+from msa_eval.predictions import (
+    Predictions,
+    Resolved,
+    apply_failure_policy,
+    check_labels,
+    coverage_text,
+    read_predictions,
+    skipped_clips,
+)
 from msa_eval.score import json_safe
 from msa_eval.tables import (
     TABLE_NAMES,
@@ -67,6 +76,13 @@ class Cell:
     metrics: dict | None = None
     ci: dict[str, tuple[float, float]] | None = None
     per_sample: object = None
+    skips: list[Skip] = field(default_factory=list)
+    """Clips ``msa-eval predict`` left out of this file (RUN_DIR/skipped.jsonl)."""
+
+    @property
+    def coverage(self) -> str:
+        """``n = 3 of 5 (2 skipped: missing 1, unreadable 1)``."""
+        return coverage_text(int(self.metrics["n"]), len(self.predictions.records), self.skips)
 
 
 @dataclass
@@ -115,6 +131,8 @@ def _discover_datasets(run_dirs: list[Path], notes: _Notes) -> list[DatasetSpec]
     found: dict[str, DatasetSpec] = {}
     for d in run_dirs:
         for f in sorted(d.glob("*.jsonl")):
+            if f.name == SKIPPED_FILE:
+                continue
             if f.stem in known:
                 found[f.stem] = known[f.stem]
             else:
@@ -133,6 +151,8 @@ def _score_cell(
         return Cell(run, spec.name, "missing", message=f"{path.name} not found", path=path)
     try:
         pred = read_predictions(path)
+        check_labels(pred, spec)
+        skips = skipped_clips(pred, spec)
         resolved = apply_failure_policy(pred, on_failure)
         ps = prepare(resolved.preds, resolved.labels, spec)
         with warnings.catch_warnings(record=True) as caught:
@@ -145,6 +165,11 @@ def _score_cell(
     except MSAError as exc:
         notes.warn(f"run {run!r}, {spec.title}: {exc}; its cells show '–'")
         return Cell(run, spec.name, "error", message=str(exc), path=path)
+    if skips:
+        notes.warn(
+            f"run {run!r}, {spec.title}: {len(skips)} of {len(pred.records) + len(skips)} clips were skipped "
+            f"at prediction: {describe(skips)}; see {run_dir / SKIPPED_FILE}"
+        )
     return Cell(
         run,
         spec.name,
@@ -155,6 +180,7 @@ def _score_cell(
         metrics=metrics,
         ci=ci,
         per_sample=ps,
+        skips=skips,
     )
 
 
@@ -266,6 +292,8 @@ def _csv_rows(runs, specs, cells, domains) -> list[dict]:
             }
             m, ci = cell.metrics or {}, cell.ci or {}
             row["n"] = m.get("n", "")
+            row["clips"] = len(cell.predictions.records) + len(cell.skips) if cell.predictions else ""
+            row["skipped"] = len(cell.skips) if cell.predictions else ""
             row["parse_failures"] = m.get("parse_failures", "")
             for key in ALL_VALUE_KEYS:
                 row[key] = repr(m[key]) if key in m else ""
@@ -278,7 +306,7 @@ def _csv_rows(runs, specs, cells, domains) -> list[dict]:
 
 
 def _failures_table(runs, specs, cells, titles) -> str:
-    header = ["Model"] + [f"{titles[s.name]}<br>n (parse failures)" for s in specs]
+    header = ["Model"] + [f"{titles[s.name]}<br>n of clips (skipped); parse failures" for s in specs]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * len(specs)) + "|"]
     for run in runs:
         row = [run]
@@ -289,7 +317,7 @@ def _failures_table(runs, specs, cells, titles) -> str:
                 continue
             n_lines = len(cell.predictions.records)
             fails = cell.metrics["parse_failures"]
-            row.append(f"{cell.metrics['n']} ({fails}, {100 * fails / n_lines:.1f}%)")
+            row.append(f"{cell.coverage}; {fails} ({100 * fails / n_lines:.1f}%)")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -556,4 +584,12 @@ def _cell_json(cell: Cell) -> dict:
     if cell.status != "ok":
         return {"status": cell.status, "message": cell.message, "file": str(cell.path) if cell.path else None}
     ci = {k: list(v) for k, v in cell.ci.items()} if cell.ci else None
-    return {"status": "ok", "file": str(cell.path), "metrics": cell.metrics, "ci95": ci}
+    return {
+        "status": "ok",
+        "file": str(cell.path),
+        "metrics": cell.metrics,
+        "ci95": ci,
+        "clips": len(cell.predictions.records) + len(cell.skips),
+        "coverage": cell.coverage,
+        "skipped": [s.as_dict() for s in cell.skips],
+    }

@@ -8,7 +8,13 @@ from pathlib import Path
 from msa_core import DatasetSpec, get_spec
 
 from msa_eval.metrics import compute_metrics
-from msa_eval.predictions import apply_failure_policy, read_predictions
+from msa_eval.predictions import (
+    apply_failure_policy,
+    check_labels,
+    coverage_text,
+    read_predictions,
+    skipped_clips,
+)
 
 
 def score_file(
@@ -16,9 +22,20 @@ def score_file(
 ) -> dict[str, float | int]:
     """MMSA metrics of a predictions JSONL file; unrounded fractions, keys exactly as
     ``metric_keys(family)``."""
+    return score_file_with_coverage(path, dataset, on_failure)[0]
+
+
+def score_file_with_coverage(
+    path: str | Path, dataset: str | DatasetSpec, on_failure: str = "neutral"
+) -> tuple[dict[str, float | int], str, list]:
+    """(metrics, "n = 3 of 5 (2 skipped: …)", the skipped clips recorded next to the file)."""
     spec = get_spec(dataset)
-    resolved = apply_failure_policy(read_predictions(path), on_failure)
-    return compute_metrics(resolved.preds, resolved.labels, spec, parse_failures=resolved.parse_failures)
+    pred = read_predictions(path)
+    check_labels(pred, spec)
+    resolved = apply_failure_policy(pred, on_failure)
+    metrics = compute_metrics(resolved.preds, resolved.labels, spec, parse_failures=resolved.parse_failures)
+    skips = skipped_clips(pred, spec)
+    return metrics, coverage_text(int(metrics["n"]), len(pred.records), skips), skips
 
 
 def json_safe(value):

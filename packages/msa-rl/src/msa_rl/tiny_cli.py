@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from msa_rl.app import app
+from msa_rl.app import app, fail
 
 
 @app.command("tiny-model")
@@ -16,6 +16,13 @@ def tiny_model(
     seed: Annotated[int, typer.Option(help="Seed of the random weights (same seed, same weights).")] = 0,
 ) -> None:
     """Build a tiny random Qwen2.5-Omni thinker + processor offline (loads with from_pretrained)."""
+    from msa_core import MSAError
+    from msa_core.outdir import ensure_writable_dir
+
+    try:
+        ensure_writable_dir(out_dir, "OUT_DIR")
+    except MSAError as exc:
+        raise fail(exc) from None
     from msa_rl.tiny import build_tiny_omni
 
     path = build_tiny_omni(out_dir, seed=seed)

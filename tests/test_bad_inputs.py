@@ -1,0 +1,577 @@
+"""The bad-input corpus: every CLI given a user mistake exits with its documented status and one clear message that
+names the bad file, line, field or option (no traceback). In-process through typer's CliRunner.
+
+Each case builds its input under its own tmp folder and returns (argv, what the message must name).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cot_distill.cli import app as distill_app
+from cot_distill.standin import ServerThread, StandInTeacher, parse_faults
+from msa_eval.cli import app as eval_app
+from msa_rl.cli import app as rl_app
+from typer.testing import CliRunner
+
+APPS = {"distill": distill_app, "eval": eval_app, "rl": rl_app}
+HEADER = "video_id,clip_id,text,label,mode\n"
+FAST = ["--no-progress", "--set", "retry.max_retries=0", "--set", "retry.connect_timeout_s=3"]
+UNWRITABLE = "/sys/msa-thinker-bad-input"  # mkdir fails there even for root
+
+
+@dataclass
+class Env:
+    data: Path
+    tmp: Path
+    teacher: Callable[..., str]
+
+    def copy(self) -> Path:
+        """A fresh copy of the 5-clip dataset (3 train, 2 test) to break."""
+        return Path(shutil.copytree(self.data, self.tmp / "data"))
+
+    def with_labels(self, rows: str) -> Path:
+        d = self.copy()
+        (d / "label.csv").write_text(HEADER + rows)
+        return d
+
+    def generate(self, data: Path, *extra: str, url: str | None = None) -> list[str]:
+        url = url or self.teacher()
+        return ["generate", "--data", str(data), "--split", "all", "--base-url", url, *FAST, *extra]
+
+    def preds(self, rows: list[dict] | str, name: str = "sims.jsonl") -> Path:
+        path = self.tmp / "run" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = rows if isinstance(rows, str) else "".join(json.dumps(r) + "\n" for r in rows)
+        path.write_text(text)
+        return path
+
+    def fake_model(self) -> Path:
+        """Passes predict's checkpoint check; every case below fails before a model would load."""
+        m = self.tmp / "model"
+        m.mkdir()
+        (m / "config.json").write_text(json.dumps({"model_type": "qwen2_5_omni_thinker"}))
+        (m / "tokenizer_config.json").write_text("{}")
+        return m
+
+    def predict(self, data: Path, *extra: str, out: Path | None = None) -> list[str]:
+        out = out or self.tmp / "preds"
+        return [
+            "predict",
+            "--model",
+            str(self.fake_model()),
+            "--data",
+            str(data),
+            "--dataset",
+            "sims",
+            "--out",
+            str(out),
+            *extra,
+        ]
+
+
+Case = Callable[[Env], tuple[list[str], list[str]]]
+CASES: list = []
+
+
+def case(name: str, cli: str, code: int = 1) -> Callable[[Case], Case]:
+    def register(fn: Case) -> Case:
+        CASES.append(pytest.param(cli, code, fn, id=name))
+        return fn
+
+    return register
+
+
+def a_file(e: Env) -> Path:
+    f = e.tmp / "a-file"
+    f.write_text("x")
+    return f
+
+
+def first_clip_label(d: Path) -> str:
+    return (d / "label.csv").read_text().splitlines()[1]
+
+
+# ------------------------------------------------------------------------------------------ cot-distill generate
+@case("generate: label.csv is a folder", "distill")
+def _(e):
+    d = e.copy()
+    (d / "label.csv").unlink()
+    (d / "label.csv").mkdir()
+    return e.generate(d, "--out", str(e.tmp / "o")), [f"{d}/label.csv", "is a folder"]
+
+
+@case("generate: header-only label.csv", "distill")
+def _(e):
+    d = e.with_labels("")
+    return e.generate(d, "--out", str(e.tmp / "o")), [f"{d}/label.csv", "header but no rows"]
+
+
+@case("generate: no Raw/ folder", "distill")
+def _(e):
+    d = e.copy()
+    shutil.rmtree(d / "Raw")
+    return e.generate(d, "--out", str(e.tmp / "o")), [f"{d}/Raw", "Raw/ folder not found"]
+
+
+@case("generate: label off the scale", "distill")
+def _(e):
+    d = e.with_labels("v,1,t,1.5,train\n")
+    return e.generate(d, "--out", str(e.tmp / "o")), [
+        "label.csv, line 2",
+        "column 'label'",
+        "label 1.5 outside sims's range",
+        "--on-bad-label",
+    ]
+
+
+@case("generate: label just off the scale keeps its exact value", "distill")
+def _(e):
+    d = e.with_labels("v,1,t,1.001,train\n")
+    return e.generate(d, "--out", str(e.tmp / "o")), ["line 2", "label 1.001 outside"]
+
+
+@case("generate: label not a number", "distill")
+def _(e):
+    d = e.with_labels("v,1,t,abc,train\n")
+    return e.generate(d, "--out", str(e.tmp / "o")), ["label.csv, line 2", "column 'label'", "'abc'"]
+
+
+@case("generate: label column missing", "distill")
+def _(e):
+    d = e.copy()
+    (d / "label.csv").write_text("video_id,clip_id,text,mode\nv,1,t,train\n")
+    return e.generate(d, "--out", str(e.tmp / "o")), ["label.csv, line 1", "missing column(s) label"]
+
+
+@case("generate: no dataset folder", "distill")
+def _(e):
+    return e.generate(e.tmp / "nowhere", "--out", str(e.tmp / "o")), [
+        f"{e.tmp}/nowhere/label.csv",
+        "not found",
+    ]
+
+
+@case("generate: --out is a file", "distill")
+def _(e):
+    f = a_file(e)
+    return e.generate(e.data, "--out", str(f)), [str(f), "--out is a file"]
+
+
+@case("generate: --out under a file", "distill")
+def _(e):
+    f = a_file(e)
+    return e.generate(e.data, "--out", str(f / "sub")), [str(f / "sub"), f"is under {f}"]
+
+
+@case("generate: --out not writable", "distill")
+def _(e):
+    return e.generate(e.data, "--out", UNWRITABLE), [UNWRITABLE, "--out folder"]
+
+
+@case("generate: connection refused", "distill")
+def _(e):
+    out = e.tmp / "o"
+    return e.generate(e.data, "--out", str(out), url="http://127.0.0.1:9/v1"), [
+        "http://127.0.0.1:9/v1",
+        "connection refused",
+    ]
+
+
+@case("generate: model not served", "distill")
+def _(e):
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--model", "no/such-model"), [
+        "does not serve model 'no/such-model'",
+        "--model",
+    ]
+
+
+@case("generate: API key refused", "distill")
+def _(e):
+    url = e.teacher(api_key_env="BAD_INPUT_TEACHER_KEY")
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--api-key-env", "NOT_SET_ANYWHERE", url=url), [
+        url,
+        "refused the API key (HTTP 401)",
+        "$NOT_SET_ANYWHERE",
+    ]
+
+
+@case("generate: base URL is not the API root", "distill")
+def _(e):
+    url = e.teacher().removesuffix("/v1")
+    return e.generate(e.data, "--out", str(e.tmp / "o"), url=url), [url, "HTTP 404", "/v1"]
+
+
+@case("generate: HTTP 500 on every request", "distill")
+def _(e):
+    url = e.teacher(faults="http500=1.0")
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--limit", "2", url=url), [
+        "failed (http500): 2 sample(s)",
+        "the teacher answered no request",
+        "failures.jsonl",
+    ]
+
+
+@case("generate: answers that are no JSON", "distill")
+def _(e):
+    url = e.teacher(faults="not_json=1.0")
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--limit", "2", url=url), [
+        "failed (bad_response): 2 sample(s)",
+        "not a chat completion",
+        "the teacher answered no request",
+    ]
+
+
+@case("generate: OUT holds another dataset's answers", "distill")
+def _(e):
+    out = e.tmp / "o"
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps({"dataset": "mosi", "model": "x", "clips": []}))
+    return e.generate(e.data, "--out", str(out)), [str(out), "dataset 'mosi'", "--force"]
+
+
+@case("generate: --set with a bad value names the --set", "distill")
+def _(e):
+    cfg = e.tmp / "generate.yaml"
+    cfg.write_text("concurrency: 2\n")
+    argv = e.generate(e.data, "--out", str(e.tmp / "o"), "--config", str(cfg), "--set", "sampling.top_p=lots")
+    return argv, ["--set sampling.top_p=lots", "sampling.top_p"]
+
+
+@case("generate: --set of an unknown key", "distill")
+def _(e):
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--set", "sampling.temprature=0.2"), [
+        "--set sampling.temprature=0.2",
+        "unknown key 'sampling.temprature'",
+    ]
+
+
+@case("generate: --set without a value", "distill")
+def _(e):
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--set", "concurrency"), [
+        "--set 'concurrency'",
+        "KEY=VALUE",
+    ]
+
+
+@case("generate: bad value in the recipe file names the file", "distill")
+def _(e):
+    cfg = e.tmp / "generate.yaml"
+    cfg.write_text("concurrency: many\n")
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--config", str(cfg)), [str(cfg), "concurrency"]
+
+
+@case("generate: --config not found", "distill")
+def _(e):
+    cfg = e.tmp / "nope.yaml"
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--config", str(cfg)), [
+        str(cfg),
+        "config file not found",
+    ]
+
+
+@case("generate: unknown dataset", "distill")
+def _(e):
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--dataset", "simz"), ["unknown dataset 'simz'"]
+
+
+@case("generate: not an http URL", "distill")
+def _(e):
+    return e.generate(e.data, "--out", str(e.tmp / "o"), url="ftp://host/v1"), ["'ftp://host/v1'", "http(s)"]
+
+
+@case("generate: bad --on-bad-label", "distill", code=2)
+def _(e):
+    return e.generate(e.data, "--out", str(e.tmp / "o"), "--on-bad-label", "ignore"), ["--on-bad-label"]
+
+
+# ---------------------------------------------------------------------------------------- cot-distill, the rest
+@case("stand-in teacher: port in use", "distill")
+def _(e):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    e.keep = sock  # closed with the Env
+    return ["stand-in-teacher", "--data", str(e.data), "--port", str(port)], [f"127.0.0.1:{port}", "--port"]
+
+
+@case("stand-in teacher: unknown fault", "distill")
+def _(e):
+    return ["stand-in-teacher", "--data", str(e.data), "--faults", "oops=0.1"], ["--faults", "'oops'"]
+
+
+@case("stand-in teacher: label.csv is a folder", "distill")
+def _(e):
+    d = e.copy()
+    (d / "label.csv").unlink()
+    (d / "label.csv").mkdir()
+    return ["stand-in-teacher", "--data", str(d)], [f"{d}/label.csv", "is a folder"]
+
+
+@case("filter: not a generate folder", "distill")
+def _(e):
+    return ["filter", str(e.tmp)], [f"{e.tmp}/config.yaml"]
+
+
+@case("export: no accepted.jsonl", "distill")
+def _(e):
+    return ["export", str(e.tmp), "--to", str(e.tmp / "x")], [f"{e.tmp}/accepted.jsonl", "not found"]
+
+
+@case("export: a line that is no JSON", "distill")
+def _(e):
+    (e.tmp / "accepted.jsonl").write_text("{not json\n")
+    return ["export", str(e.tmp), "--to", str(e.tmp / "x")], ["accepted.jsonl, line 1", "not valid JSON"]
+
+
+@case("push: not an export folder", "distill")
+def _(e):
+    return ["push", str(e.tmp), "--repo-id", "org/name"], [f"{e.tmp}/export.json", "not an export directory"]
+
+
+# --------------------------------------------------------------------------------------------- msa-eval predict
+@case("predict: label.csv is a folder", "eval")
+def _(e):
+    d = e.copy()
+    (d / "label.csv").unlink()
+    (d / "label.csv").mkdir()
+    return e.predict(d), [f"{d}/label.csv", "is a folder"]
+
+
+@case("predict: header-only label.csv", "eval")
+def _(e):
+    d = e.with_labels("")
+    return e.predict(d), [f"{d}/label.csv", "header but no rows"]
+
+
+@case("predict: no Raw/ folder", "eval")
+def _(e):
+    d = e.copy()
+    shutil.rmtree(d / "Raw")
+    return e.predict(d), [f"{d}/Raw", "Raw/ folder not found"]
+
+
+@case("predict: label off the scale", "eval")
+def _(e):
+    d = e.with_labels("v,1,t,-7,test\n")
+    return e.predict(d), ["label.csv, line 2", "column 'label'", "label -7 outside sims's range"]
+
+
+@case("predict: --out is a file", "eval")
+def _(e):
+    f = a_file(e)
+    return e.predict(e.data, out=f), [str(f), "--out is a file"]
+
+
+@case("predict: --out under a file", "eval")
+def _(e):
+    f = a_file(e)
+    return e.predict(e.data, out=f / "run"), [str(f / "run"), f"is under {f}"]
+
+
+@case("predict: --out not writable", "eval")
+def _(e):
+    return e.predict(e.data, out=Path(UNWRITABLE)), [UNWRITABLE, "--out folder"]
+
+
+@case("predict: model path missing", "eval")
+def _(e):
+    argv = e.predict(e.data)
+    argv[argv.index("--model") + 1] = str(e.tmp / "no-model")
+    return argv, [f"{e.tmp}/no-model", "does not exist"]
+
+
+@case("predict: bad --on-bad-label", "eval", code=2)
+def _(e):
+    return e.predict(e.data, "--on-bad-label", "maybe"), ["--on-bad-label", "'maybe'"]
+
+
+@case("predict: bad --video-size", "eval", code=2)
+def _(e):
+    return e.predict(e.data, "--video-size", "big"), ["--video-size", "'big'"]
+
+
+@case("predict: --data without its --dataset", "eval", code=2)
+def _(e):
+    return e.predict(e.data, "--data", str(e.data)), ["--dataset per --data"]
+
+
+# ------------------------------------------------------------------------------------- msa-eval score and report
+def _rows(n: int = 3, **change) -> list[dict]:
+    rows = [{"id": f"v$_${i}", "label": 0.2 * i, "score": 0.1 * i} for i in range(n)]
+    for i, fields in change.items():
+        rows[int(i.removeprefix("line"))].update(fields)
+    return rows
+
+
+@case("score: duplicate ids", "eval")
+def _(e):
+    rows = _rows()
+    rows.append(dict(rows[0]))
+    path = e.preds(rows)
+    return ["score", str(path), "--dataset", "sims"], [
+        f"{path}, line 4",
+        "column 'id'",
+        "duplicate id",
+        "line 1",
+    ]
+
+
+@case("score: label off the dataset's scale", "eval")
+def _(e):
+    path = e.preds(_rows(line1={"label": 2.5}))
+    return ["score", str(path), "--dataset", "sims"], [f"{path}, line 2", "label 2.5 outside sims's range"]
+
+
+@case("score: a line that is no JSON", "eval")
+def _(e):
+    path = e.preds('{"label": 0.1, "score": 0.1}\n{oops\n')
+    return ["score", str(path), "--dataset", "sims"], [f"{path}, line 2", "not valid JSON"]
+
+
+@case("score: score field missing", "eval")
+def _(e):
+    path = e.preds([{"label": 0.1}])
+    return ["score", str(path), "--dataset", "sims"], [f"{path}, line 1", "column 'score'", "missing field"]
+
+
+@case("score: label not a number", "eval")
+def _(e):
+    path = e.preds(_rows(line0={"label": "high"}))
+    return ["score", str(path), "--dataset", "sims"], [f"{path}, line 1", "column 'label'", "'high'"]
+
+
+@case("score: empty file", "eval")
+def _(e):
+    path = e.preds("")
+    return ["score", str(path), "--dataset", "sims"], [str(path), "no predictions"]
+
+
+@case("score: file missing", "eval")
+def _(e):
+    path = e.tmp / "none.jsonl"
+    return ["score", str(path), "--dataset", "sims"], [str(path), "cannot read predictions"]
+
+
+@case("score: parse failure under --on-failure error", "eval")
+def _(e):
+    path = e.preds(_rows(line2={"score": None}))
+    return ["score", str(path), "--dataset", "sims", "--on-failure", "error"], [f"{path}, line 3", "'error'"]
+
+
+@case("score: unknown dataset", "eval")
+def _(e):
+    path = e.preds(_rows())
+    return ["score", str(path), "--dataset", "imdb"], ["unknown dataset 'imdb'"]
+
+
+@case("report: run folder missing", "eval")
+def _(e):
+    return ["report", str(e.tmp / "gone"), "--out", str(e.tmp / "r")], [
+        f"{e.tmp}/gone",
+        "run directory not found",
+    ]
+
+
+@case("report: no dataset files", "eval")
+def _(e):
+    (e.tmp / "empty-run").mkdir()
+    return ["report", str(e.tmp / "empty-run"), "--out", str(e.tmp / "r")], ["no <dataset>.jsonl files"]
+
+
+@case("report: negative --bootstrap", "eval", code=2)
+def _(e):
+    e.preds(_rows())
+    return ["report", str(e.tmp / "run"), "--out", str(e.tmp / "r"), "--bootstrap", "-1"], ["--bootstrap"]
+
+
+# ------------------------------------------------------------------------------------------------------- msa-rl
+@case("tiny-model: OUT_DIR is a file", "rl")
+def _(e):
+    f = a_file(e)
+    return ["tiny-model", str(f)], [str(f), "OUT_DIR is a file"]
+
+
+@case("tiny-model: OUT_DIR under a file", "rl")
+def _(e):
+    f = a_file(e)
+    return ["tiny-model", str(f / "tiny")], [str(f / "tiny"), f"is under {f}"]
+
+
+@case("tiny-model: OUT_DIR not writable", "rl")
+def _(e):
+    return ["tiny-model", UNWRITABLE], [UNWRITABLE, "OUT_DIR folder"]
+
+
+@case("grpo: --set with a bad value names the --set", "rl")
+def _(e):
+    cfg = e.tmp / "grpo.yaml"
+    cfg.write_text("beta: 0.04\n")
+    return ["grpo", "--config", str(cfg), "--set", "beta=strong"], ["--set beta=strong", "beta"]
+
+
+@case("sft: --set of an unknown key", "rl")
+def _(e):
+    return ["sft", "--set", "learning_rat=1e-5"], ["--set learning_rat=1e-5", "unknown key 'learning_rat'"]
+
+
+# ------------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from msa_core.synthetic import make_dataset
+
+    return make_dataset(
+        tmp_path_factory.mktemp("bad-input-data"), "sims", n=5, seed=3, splits=(0.4, 0.2, 0.4)
+    )
+
+
+@pytest.fixture(scope="module")
+def teachers(dataset: Path) -> Iterator[Callable[..., str]]:
+    """Stand-in teachers by setting, started on first use and shared by the cases."""
+    running: dict[tuple, ServerThread] = {}
+
+    def get(faults: str = "", api_key_env: str | None = None) -> str:
+        key = (faults, api_key_env)
+        if key not in running:
+            teacher = StandInTeacher(
+                data=dataset, dataset="sims", faults=parse_faults(faults), api_key_env=api_key_env
+            )
+            running[key] = ServerThread(teacher)
+        return running[key].base_url
+
+    yield get
+    for server in running.values():
+        server.stop()
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("cli", "code", "build"), CASES)
+def test_bad_input(
+    cli: str, code: int, build: Case, dataset: Path, teachers, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("BAD_INPUT_TEACHER_KEY", "sk-right")
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    env = Env(dataset, tmp_path, teachers)
+    argv, names = build(env)
+    try:
+        result = CliRunner().invoke(APPS[cli], [str(a) for a in argv])
+    finally:
+        if hasattr(env, "keep"):
+            env.keep.close()
+    flat = " ".join(result.output.split())
+    assert result.exit_code == code, f"exit {result.exit_code}: {result.output}"
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # a clean exit, no crash
+    assert "Traceback" not in result.output
+    for name in names:
+        assert " ".join(name.split()) in flat, f"{name!r} not in: {result.output}"
