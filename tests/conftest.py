@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 # Nothing may be fetched from a hub during tests; the tiny model and the data are built on the spot.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -14,3 +16,14 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 # Two cores shared by torch's intra-op pool and the test's own work: one thread is several times faster for the
 # tiny model here (64 generated tokens: 30 s with 2 threads under load, 0.3 s with 1). Must precede torch's import.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny thinker at hidden 128 (head_dim 32: vLLM's CPU attention has no head_dim-16 kernel); read-only.
+
+    Shared by the vLLM tests of msa-eval (predict) and cot-distill (the teacher server).
+    """
+    from msa_rl.tiny import VLLM_TINY_HIDDEN, build_tiny_omni
+
+    return build_tiny_omni(tmp_path_factory.mktemp("tiny-omni-128"), seed=0, hidden=VLLM_TINY_HIDDEN)

