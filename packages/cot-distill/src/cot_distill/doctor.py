@@ -4,6 +4,10 @@ The audio check sends a generated clip of N short beeps (N picked at random, 2 t
 explicit audio part and asks how many beeps it holds: the answer must name N. A server that drops the audio
 part (vLLM without audio support, a proxy stripping media, a client never attaching it) can only guess.
 
+Before it, a protocol check that needs no capable model: the same request with and without the audio part must
+cost more prompt tokens with it (``usage.prompt_tokens``), i.e. the audio reaches the model's input. With
+``protocol_only`` (``--protocol-only``) the beep count is skipped: a tiny random test model cannot count.
+
 A stand-in server can pass honestly by calling ``answer_audio_probe(messages)``: it decodes the audio part of
 the probe request, counts the beeps and returns the number (or a refusal when no audio part arrived).
 """
@@ -170,6 +174,34 @@ def _chat(client, model: str, content: Any, max_tokens: int) -> str:
     return (reply.choices[0].message.content or "").strip() if reply.choices else ""
 
 
+def _prompt_tokens(client, model: str, content: Any) -> int:
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": content}], max_tokens=1, temperature=0.0
+    )
+    usage = getattr(reply, "usage", None)
+    return int(getattr(usage, "prompt_tokens", 0) or 0)
+
+
+def _tokens_check(client, model: str, url: str) -> tuple[bool, str]:
+    text = {"type": "text", "text": AUDIO_PROBE_QUESTION}
+    with_audio = _prompt_tokens(client, model, [{"type": "audio_url", "audio_url": {"url": url}}, text])
+    without = _prompt_tokens(client, model, [text])
+    if with_audio > without > 0:
+        return (
+            True,
+            f"{with_audio} prompt tokens with the audio part, {without} without: the audio reaches the model",
+        )
+    if without == 0:
+        return (
+            False,
+            "the server reports no usage.prompt_tokens: cannot tell whether the audio reaches the model",
+        )
+    return False, (
+        f"{with_audio} prompt tokens with the audio part, {without} without: the audio part is dropped before "
+        "the model (start vLLM with --limit-mm-per-prompt allowing audio; check the model is Omni)"
+    )
+
+
 def _audio_check(client, model: str, n: int, url: str) -> tuple[bool, str]:
     content = [
         {"type": "audio_url", "audio_url": {"url": url}},
@@ -194,8 +226,12 @@ def run_checks(
     media_dir: Path | None = None,
     timeout: float = 120.0,
     echo: Callable[[str], None] = print,
+    protocol_only: bool = False,
 ) -> list[CheckResult]:
-    """Run every check in order, printing each result as it comes; stop early if the server is unreachable."""
+    """Run every check in order, printing each result as it comes; stop early if the server is unreachable.
+
+    ``protocol_only``: skip the beep counts (audio, file), which need a model that can hear.
+    """
     import openai
 
     base_url = normalize_base_url(base_url)
@@ -213,8 +249,13 @@ def run_checks(
         answer = _chat(client, model, TEXT_PROBE, max_tokens=16)
         return (True, f"answered {answer[:60]!r}") if answer else (False, "empty answer to a text request")
 
+    data_url = "data:audio/wav;base64," + base64.b64encode(audio).decode()
+
+    def tokens() -> tuple[bool, str]:
+        return _tokens_check(client, model, data_url)
+
     def audio_data() -> tuple[bool, str]:
-        return _audio_check(client, model, n, "data:audio/wav;base64," + base64.b64encode(audio).decode())
+        return _audio_check(client, model, n, data_url)
 
     def audio_file() -> tuple[bool, str]:
         path = Path(media_dir).resolve() / f"cot-distill-doctor-{n}-beeps.wav"
@@ -229,10 +270,12 @@ def run_checks(
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
         ("models", models),
         ("text", text),
-        ("audio", audio_data),
+        ("tokens", tokens),
     ]
-    if media_dir is not None:
-        checks.append(("file", audio_file))
+    if not protocol_only:
+        checks.append(("audio", audio_data))
+        if media_dir is not None:
+            checks.append(("file", audio_file))
     results: list[CheckResult] = []
     reachable = True
     for name, check in checks:

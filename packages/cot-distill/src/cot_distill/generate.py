@@ -53,7 +53,7 @@ from cot_distill.outcomes import (
     load_stored,
     summarize,
 )
-from cot_distill.teacher_prompt import DC_REGEX, TeacherPrompt, load_teacher_prompt
+from cot_distill.teacher_prompt import TeacherPrompt, dc_regex, load_teacher_prompt
 
 CACHE_KEY_HEADER = "X-Cache-Key"
 WAV_DIR = artifacts.WAV_DIR
@@ -108,6 +108,11 @@ class GenerateInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+def structured_regex(cfg: DistillConfig) -> str:
+    """The structured-output regex of a run: the dataset's scale, the filter's reasoning length."""
+    return dc_regex(get_spec(cfg.dataset), cfg.filters.min_think_chars, cfg.filters.max_think_chars)
+
+
 def sampling_signature(cfg: DistillConfig) -> dict[str, Any]:
     """Everything besides prompt and media that changes an answer (part of the cache key)."""
     s = cfg.sampling
@@ -117,7 +122,7 @@ def sampling_signature(cfg: DistillConfig) -> dict[str, Any]:
         "max_tokens": s.max_tokens,
         "seed": s.seed,
         "extra": s.extra,
-        "structured_outputs": {"regex": DC_REGEX} if cfg.structured_outputs else None,
+        "structured_outputs": {"regex": structured_regex(cfg)} if cfg.structured_outputs else None,
         "mm_processor_kwargs": cfg.mm_processor_kwargs,
         "audio_part": cfg.send_audio,
     }
@@ -306,7 +311,7 @@ class Generator:
             body["mm_processor_kwargs"] = cfg.mm_processor_kwargs
         if cfg.structured_outputs:
             # vLLM >= 0.12 reads only this field; the old guided_regex/guided_json are silently ignored.
-            body["structured_outputs"] = {"regex": DC_REGEX}
+            body["structured_outputs"] = {"regex": structured_regex(cfg)}
         return json.dumps(body, ensure_ascii=False).encode()[:-1]
 
     def body(self, head: bytes, sample: int, attempt: int) -> bytes:

