@@ -15,7 +15,7 @@ from typing import Any
 
 from msa_core import ConfigError, DataError, DCOutput, DCParseError, Prompt, build_prompt, get_spec, read_mmsa
 
-from msa_rl.grpo_config import GRPORecipe, resolve_dtype, to_trl_args, write_resolved
+from msa_rl.grpo_config import GRPORecipe, is_main_process, resolve_dtype, to_trl_args, write_resolved
 
 EXPORT_MARKERS = ("export.json", "dataset_info.json")
 _MEDIA_TAGS = ("<video>", "<audio>")
@@ -230,7 +230,7 @@ def build_trainer(
     """The HintGRPOTrainer of a recipe (model loaded after the TRL args, so DeepSpeed ZeRO-3 init applies)."""
     from datasets import Dataset
 
-    from msa_rl.grpo_trainer import HintGRPOTrainer, HintSettings
+    from msa_rl.grpo_trainer import ROLLOUTS_DIR, HintGRPOTrainer, HintSettings
     from msa_rl.omni import load_thinker
     from msa_rl.rewards import REWARD_FUNCS
 
@@ -261,6 +261,7 @@ def build_trainer(
             hard_threshold=recipe.hard_threshold,
         ),
         vllm_rollout_factory=factory,
+        rollout_log=Path(recipe.output_dir) / ROLLOUTS_DIR if recipe.rollout_log else None,
         callbacks=callbacks,
     )
 
@@ -273,7 +274,8 @@ def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrid
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
     out = Path(recipe.output_dir)
     checkpoint = resolve_resume(recipe)
-    write_resolved(recipe, out)
+    if is_main_process():  # one writer per run
+        write_resolved(recipe, out)
     trainer = build_trainer(recipe, rows=rows, callbacks=callbacks, **trl_overrides)
     if checkpoint is None and trainer.accelerator.is_main_process:
         truncate_metrics(out / METRICS_FILE, 0)  # a fresh run starts its curve afresh
