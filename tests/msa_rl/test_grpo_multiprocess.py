@@ -63,7 +63,22 @@ def ordered_clips(clips: Path, dest: Path, pattern: str = "npppnp") -> Path:
     return dest
 
 
-def grpo_command(model: Path, data: Path, out: Path, *sets: str) -> list[str]:
+@pytest.fixture(scope="session")
+def deepspeed_accelerate() -> Path:
+    """`accelerate` of the DeepSpeed environment (``.venvs/deepspeed``: the default env + the deepspeed extra),
+    synced from the lock on first use. A separate env because ``uv sync`` of the default env removes extras."""
+    env_path = ROOT / ".venvs" / "deepspeed"
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env["UV_PROJECT_ENVIRONMENT"] = str(env_path)  # never the default .venv
+    proc = subprocess.run(
+        ["uv", "sync", "--locked", "--extra", "deepspeed"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return env_path / "bin" / "accelerate"
+
+
+def grpo_command(model: Path, data: Path, out: Path, *sets: str, accelerate: Path = ACCELERATE) -> list[str]:
     overrides = [
         f"model={model}",
         f"data={data}",
@@ -79,7 +94,7 @@ def grpo_command(model: Path, data: Path, out: Path, *sets: str) -> list[str]:
         "rollout_log=true",
         *sets,
     ]
-    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", str(PROCS), "--num_machines", "1"]
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", str(PROCS), "--num_machines", "1"]
     launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
     cmd = [*launch, "-m", "msa_rl.cli", "grpo", "--config", str(DEMO)]
     for item in overrides:
@@ -153,13 +168,23 @@ def test_batch_check_counts_every_process(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_hint_grpo(format_model: Path, grpo_clips: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("zero", [None, "zero3"], ids=["ddp", "deepspeed-zero3"])
+def test_two_process_hint_grpo(
+    zero: str | None, format_model: Path, grpo_clips: Path, tmp_path: Path, request
+) -> None:
+    """Plain DDP, and DeepSpeed ZeRO-3 (configs/deepspeed/zero3.json, DeepSpeed's CPU accelerator over gloo), where
+    generation gathers the sharded parameters collectively: the rank without hard rows must join the hint pass."""
     data = ordered_clips(grpo_clips, tmp_path / "clips")
     out = tmp_path / "run"
-    code, seconds = run_launch(grpo_command(format_model, data, out), tmp_path / "launch.log")
+    sets, accelerate = (), ACCELERATE
+    if zero is not None:
+        sets = (f"deepspeed=configs/deepspeed/{zero}.json",)
+        accelerate = request.getfixturevalue("deepspeed_accelerate")
+    cmd = grpo_command(format_model, data, out, *sets, accelerate=accelerate)
+    code, seconds = run_launch(cmd, tmp_path / "launch.log")
     log = (tmp_path / "launch.log").read_text()
     assert code == 0, log[-5000:]
-    print(f"2-process GRPO, 3 steps: {seconds:.0f} s")
+    print(f"2-process GRPO ({zero or 'ddp'}), 3 steps: {seconds:.0f} s")
 
     lines = read_metrics(out / METRICS_FILE)
     assert [line["step"] for line in lines] == [1, 2, 3]  # one line per step: one writer
@@ -175,6 +200,13 @@ def test_two_process_hint_grpo(format_model: Path, grpo_clips: Path, tmp_path: P
     assert hinted_ranks[1] == {0} and hinted_ranks[2] == {0, 1}
     assert all(math.isfinite(line["kl"]) and math.isfinite(line["loss"]) for line in lines)
     assert (out / "config.json").is_file()
+    if zero == "zero3":  # stage3_gather_16bit_weights_on_model_save: a whole, loadable model, not shards
+        from msa_rl.omni import load_thinker
+
+        model, _ = load_thinker(out)
+        assert sum(p.numel() for p in model.parameters()) == sum(
+            t.numel() for t in final_weights(out).values()
+        )
 
 
 def launch_and_kill_after(cmd: list[str], log: Path, checkpoint: Path) -> None:

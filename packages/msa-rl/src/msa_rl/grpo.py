@@ -219,6 +219,21 @@ def resolve_resume(recipe: GRPORecipe) -> str | None:
     return str(path)
 
 
+def _join_deepspeed_comm() -> None:
+    """DeepSpeed without GPUs (CPU tests under ``accelerate launch --multi_gpu``): accelerate's CPU path opens a
+    plain torch.distributed (gloo) group that ``deepspeed.comm`` does not know, so ZeRO would count one process and
+    refuse the batch sizes. Hand it that group. With GPUs accelerate has already initialised deepspeed.comm."""
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return
+    import deepspeed
+    import deepspeed.comm as ds_comm
+
+    if not ds_comm.is_initialized():
+        deepspeed.init_distributed(dist_backend=tdist.get_backend())
+
+
 def build_trainer(
     recipe: GRPORecipe,
     *,
@@ -237,6 +252,8 @@ def build_trainer(
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
     args = to_trl_args(recipe, **trl_overrides)
+    if args.deepspeed:
+        _join_deepspeed_comm()
     model, processor = load_thinker(recipe.model, dtype=resolve_dtype(recipe))
     encoder = ClipEncoder(
         processor, fps=recipe.fps, max_frames=recipe.max_frames, video_size=recipe.video_size
