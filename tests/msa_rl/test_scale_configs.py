@@ -96,3 +96,25 @@ def test_paper_grpo_commands_launch_with_the_four_gpu_config() -> None:
         config_file = args[args.index("--config_file") + 1]
         assert (ROOT / config_file).resolve() == ACCELERATE_4GPU.resolve(), cmd
         assert "--num_processes" not in args  # the config file says 4
+
+
+def test_a_deepspeed_recipe_without_deepspeed_installed_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+    """The default environment has no DeepSpeed (it is the `deepspeed` extra): a clear error before any model loads."""
+    import importlib.util
+
+    from msa_core import ConfigError
+    from msa_rl.grpo import build_trainer
+
+    monkeypatch.chdir(ROOT)
+    r = load_grpo_recipe(None, ["model=m", "data=d", "deepspeed=configs/deepspeed/missing.json"])
+    with pytest.raises(ConfigError, match=r"configs/deepspeed/missing.json not found"):
+        build_trainer(r, rows=[])
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "deepspeed" else real_find_spec(name, *a),
+    )
+    r = r.model_copy(update={"deepspeed": "configs/deepspeed/zero3.json"})
+    with pytest.raises(ConfigError, match=r"uv sync --locked --extra deepspeed"):
+        build_trainer(r, rows=[])

@@ -219,6 +219,19 @@ def resolve_resume(recipe: GRPORecipe) -> str | None:
     return str(path)
 
 
+def check_deepspeed(config: str) -> None:
+    """The recipe's DeepSpeed JSON exists and DeepSpeed is installed (the `deepspeed` extra), before any model loads."""
+    import importlib.util
+
+    if not Path(config).is_file():
+        raise ConfigError(f"deepspeed: {config} not found (paths are relative to the directory you run from)")
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            f"deepspeed: {config} needs DeepSpeed, which is not installed here: `uv sync --locked --extra deepspeed` "
+            "(or --set deepspeed=null for one GPU / CPU)"
+        )
+
+
 def _join_deepspeed_comm() -> None:
     """DeepSpeed without GPUs (CPU tests under ``accelerate launch --multi_gpu``): accelerate's CPU path opens a
     plain torch.distributed (gloo) group that ``deepspeed.comm`` does not know, so ZeRO would count one process and
@@ -251,6 +264,8 @@ def build_trainer(
 
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
+    if recipe.deepspeed:
+        check_deepspeed(recipe.deepspeed)
     args = to_trl_args(recipe, **trl_overrides)
     if args.deepspeed:
         _join_deepspeed_comm()
