@@ -310,3 +310,32 @@ def test_handoff_same_loss_in_both_envs_and_same_tokens_as_llamafactory(
         assert frames["lf_fps"] == pytest.approx(frames["ours_fps"]) == pytest.approx(expected_fps)
         assert len(frames["lf_grey"]) == len(frames["ours_grey"])
         assert frames["lf_grey"] == pytest.approx(frames["ours_grey"], abs=3.0)  # resampling differs slightly
+
+
+@pytest.mark.slow
+def test_llamafactory_sft_in_two_processes(
+    tiny_model_dir: Path, lf_export: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """LLaMA-Factory's own launcher across 2 processes on CPU (FORCE_TORCHRUN=1: torchrun, gloo), what a multi-GPU
+    node does with NPROC_PER_NODE = its GPUs: both ranks train, each logged step is recorded once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {
+        "FORCE_TORCHRUN": "1",
+        "NNODES": "1",
+        "NPROC_PER_NODE": "2",
+        "MASTER_PORT": str(port),
+    }.items():
+        monkeypatch.setenv(key, value)
+    config = _demo(tiny_model_dir, lf_export, tmp_path / "run", "max_steps=2", "logging_steps=1")
+    lines: list[str] = []
+    result = run(prepare(config), echo=lines.append)
+    ranks = [x for x in lines if "world size: 2" in x and "distributed training: True" in x]
+    assert len(ranks) == 2, lines[-40:]  # one line per rank
+    metrics = [json.loads(x) for x in (result.output_dir / artifacts.SFT_METRICS).read_text().splitlines()]
+    assert [m["log"] for m in metrics] == [1, 2] and [m["loss"] for m in metrics] == result.losses
+    assert all(math.isfinite(x) for x in result.losses)
+    assert (result.output_dir / "model.safetensors").is_file()

@@ -47,6 +47,7 @@ LLAMAFACTORY_YAML = "llamafactory_sft.yaml"
 LLAMAFACTORY_MERGE_YAML = "llamafactory_merge.yaml"
 GRPO_CONFIG = "grpo_config.yaml"
 GRPO_METRICS = "metrics.jsonl"  # one line per logged GRPO step (msa-rl plot reads it)
+GRPO_ROLLOUTS = "rollouts"  # with rollout_log: every generation batch, one JSONL per process (tests read it)
 TRAIN_CONFIG = "train_config.yaml"
 
 # ---------------------------------------------------------------- msa-eval predict -> score / report

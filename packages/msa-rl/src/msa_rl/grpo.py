@@ -25,7 +25,7 @@ from msa_core import (
     read_mmsa,
 )
 
-from msa_rl.grpo_config import GRPORecipe, resolve_dtype, to_trl_args, write_resolved
+from msa_rl.grpo_config import GRPORecipe, is_main_process, resolve_dtype, to_trl_args, write_resolved
 
 
 # ------------------------------------------------------------------------------------------------------------ data
@@ -167,6 +167,34 @@ def resolve_resume(recipe: GRPORecipe) -> str | None:
     return str(path)
 
 
+def check_deepspeed(config: str) -> None:
+    """The recipe's DeepSpeed JSON exists and DeepSpeed is installed (the `deepspeed` extra), before any model loads."""
+    import importlib.util
+
+    if not Path(config).is_file():
+        raise ConfigError(f"deepspeed: {config} not found (paths are relative to the directory you run from)")
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            f"deepspeed: {config} needs DeepSpeed, which is not installed here: `uv sync --locked --extra deepspeed` "
+            "(or --set deepspeed=null for one GPU / CPU)"
+        )
+
+
+def _join_deepspeed_comm() -> None:
+    """DeepSpeed without GPUs (CPU tests under ``accelerate launch --multi_gpu``): accelerate's CPU path opens a
+    plain torch.distributed (gloo) group that ``deepspeed.comm`` does not know, so ZeRO would count one process and
+    refuse the batch sizes. Hand it that group. With GPUs accelerate has already initialised deepspeed.comm."""
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return
+    import deepspeed
+    import deepspeed.comm as ds_comm
+
+    if not ds_comm.is_initialized():
+        deepspeed.init_distributed(dist_backend=tdist.get_backend())
+
+
 def build_trainer(
     recipe: GRPORecipe,
     *,
@@ -179,12 +207,16 @@ def build_trainer(
     from datasets import Dataset
     from msa_omni import load_thinker
 
-    from msa_rl.grpo_trainer import HintGRPOTrainer, HintSettings
+    from msa_rl.grpo_trainer import ROLLOUTS_DIR, HintGRPOTrainer, HintSettings
     from msa_rl.rewards import REWARD_FUNCS
 
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
+    if recipe.deepspeed:
+        check_deepspeed(recipe.deepspeed)
     args = to_trl_args(recipe, **trl_overrides)
+    if args.deepspeed:
+        _join_deepspeed_comm()
     model, processor = load_thinker(recipe.model, dtype=resolve_dtype(recipe))
     encoder = ClipEncoder(processor, recipe.media)
     factory = None
@@ -207,6 +239,7 @@ def build_trainer(
             hard_threshold=recipe.hard_threshold,
         ),
         vllm_rollout_factory=factory,
+        rollout_log=Path(recipe.output_dir) / ROLLOUTS_DIR if recipe.rollout_log else None,
         callbacks=callbacks,
     )
 
@@ -219,7 +252,8 @@ def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrid
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
     out = Path(recipe.output_dir)
     checkpoint = resolve_resume(recipe)
-    write_resolved(recipe, out)
+    if is_main_process():  # one writer per run
+        write_resolved(recipe, out)
     trainer = build_trainer(recipe, rows=rows, callbacks=callbacks, **trl_overrides)
     if checkpoint is None and trainer.accelerator.is_main_process:
         truncate_metrics(out / METRICS_FILE, 0)  # a fresh run starts its curve afresh

@@ -7,6 +7,7 @@ names it. ``to_trl_args`` turns a recipe into TRL's ``GRPOConfig`` (imported laz
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,6 +137,14 @@ class GRPORecipe(BaseModel):
         "never: start fresh; or a checkpoint directory.",
     )
     log_completions: bool = Field(False, description="Print and store sampled completions at each log step.")
+    rollout_log: bool = Field(
+        False,
+        description="Debug: each process appends its rows of every generation batch (clip, hard, hinted, first "
+        "and final completion) to OUTPUT_DIR/rollouts/rank<N>.jsonl.",
+    )
+    shuffle_dataset: bool = Field(
+        True, description="Shuffle the clips each epoch (false: file order, e.g. to place clips in a test)."
+    )
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -156,11 +165,13 @@ class GRPORecipe(BaseModel):
                 "hint and drop_hard exclude each other (w/o Hard drops hard groups instead of hinting): "
                 "set hint=false"
             )
-        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        # TRL samples G completions per prompt over the *global* batch (a group may straddle processes).
+        procs = world_size()
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * procs
         if batch % self.num_generations:
             raise ValueError(
-                f"per_device_train_batch_size x gradient_accumulation_steps ({batch}) must be a multiple "
-                f"of num_generations ({self.num_generations}) so groups stay whole"
+                f"per_device_train_batch_size x gradient_accumulation_steps x processes ({procs}) = {batch} must "
+                f"be a multiple of num_generations ({self.num_generations}) so groups stay whole"
             )
         return self
 
@@ -188,6 +199,19 @@ def write_resolved(recipe: GRPORecipe, out_dir: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------------- to TRL
+def world_size() -> int:
+    """Processes of this run (``WORLD_SIZE``, set by ``accelerate launch``/torchrun; 1 for a plain command)."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
+def is_main_process() -> bool:
+    """Rank 0 of this run (``RANK``, set by ``accelerate launch``/torchrun), before the Trainer exists."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def resolve_dtype(recipe: GRPORecipe) -> str:
     if recipe.dtype != "auto":
         return recipe.dtype
@@ -233,6 +257,7 @@ def to_trl_args(recipe: GRPORecipe, **extra: Any):
         save_steps=recipe.save_steps,
         save_total_limit=recipe.save_total_limit,
         log_completions=recipe.log_completions,
+        shuffle_dataset=recipe.shuffle_dataset,
         remove_unused_columns=False,
         disable_dropout=True,
         # Media stay a list of per-row dicts: no worker processes pickling them, and no column pruning.

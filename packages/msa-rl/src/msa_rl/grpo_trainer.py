@@ -17,6 +17,9 @@ positions), and raise nothing (docs/architecture.md, "Hint-GRPO on TRL"). Here:
   (context: no log-prob, no gradient, no KL); the reward scores hint + continuation;
 - ``drop_hard`` zeroes the loss mask and advantage of hard groups (they leave the batch) and rescales the
   per-sequence mean so the kept rows weigh as if the batch held only them;
+- across processes (``accelerate launch``), rewards and hard groups are decided on the gathered batch (a group of
+  G may straddle ranks); a rank without hard rows still joins the hint generation (ZeRO-3 gathers parameters
+  collectively), every collective runs on every rank whatever its rows, and only the main process writes metrics;
 - every multimodal special token is suppressed while sampling (TRL suppresses only the image token);
 - per-step metrics go to ``OUTPUT_DIR/metrics.jsonl`` and to ``report_to``.
 """
@@ -41,6 +44,8 @@ from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
 from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES, weighted_totals
 
 METRICS_FILE = artifacts.GRPO_METRICS
+# Debug record of every generation batch, one file per process (``rollout_log`` in the recipe).
+ROLLOUTS_DIR = artifacts.GRPO_ROLLOUTS
 # Logged every step (null in metrics.jsonl when a step has no value, e.g. hint_success with no hinted group).
 METRIC_KEYS = (
     "reward/format",
@@ -198,9 +203,11 @@ class HintGRPOTrainer(GRPOTrainer):
         row_encoder: Callable[[dict[str, Any]], EncodedPrompt],
         hint_settings: HintSettings | None = None,
         vllm_rollout_factory: Callable[[GRPOTrainer], Any] | None = None,
+        rollout_log: str | Path | None = None,
         **kwargs: Any,
     ):
         self.row_encoder = row_encoder
+        self.rollout_log = Path(rollout_log) if rollout_log is not None else None
         self.hint_settings = hint_settings or HintSettings()
         self._batch_rows: list[dict[str, Any]] | None = None
         self._enc_rows: list[EncodedPrompt] | None = None
@@ -297,17 +304,21 @@ class HintGRPOTrainer(GRPOTrainer):
         hard = hard_groups(rewards, self.reward_weights, G, settings.hard_rule, settings.hard_threshold)
         hard_rows = hard.repeat_interleave(G)
         self._step_state = _StepState(rewards_before=rewards, hard_rows=hard_rows)
-        if not settings.hint or not bool(hard_rows.any()):
-            return tuple(out)
-
         start = self.accelerator.process_index * len(prompts)
         local_hard = hard_rows[start : start + len(prompts)].tolist()
+        first_completions = list(completions)
+        # Decided on the gathered batch, so every rank takes the same branch (no rank skips a collective).
+        if not settings.hint or not bool(hard_rows.any()):
+            self._write_rollouts(start, local_hard, [], first_completions, completions)
+            return tuple(out)
+
         idx = [i for i, h in enumerate(local_hard) if h]
         self._step_state.hinted = True
         if not idx:
             if self.accelerator.num_processes > 1:
                 # Generation gathers ZeRO-3 parameters collectively: every rank must take part once.
                 self._generate_single_turn([list(prompt_ids[0])], None, {"omni_rows": [self._enc_rows[0]]}, 1)
+            self._write_rollouts(start, local_hard, [], first_completions, completions)
             return tuple(out)
 
         hints = [self._hint_ids(rows[i]) for i in idx]
@@ -332,7 +343,44 @@ class HintGRPOTrainer(GRPOTrainer):
         if logprobs is not None and any(lp is None for lp in logprobs):
             logprobs = None
         out[0], out[1], out[3], out[4] = prompt_ids, completion_ids, completions, logprobs
+        self._write_rollouts(start, local_hard, idx, first_completions, completions)
         return tuple(out)
+
+    def _write_rollouts(
+        self,
+        start: int,
+        local_hard: list[bool],
+        hinted: list[int],
+        first: list[Any],
+        final: list[Any],
+    ) -> None:
+        """Debug record (``rollout_log``): this process's rows of the generation batch, one JSON line each, in
+        ``rollouts/rank<N>.jsonl`` (appended; a resumed run appends the redone steps again)."""
+        if self.rollout_log is None:
+            return
+        from msa_rl.rewards import completion_text
+
+        rank = self.accelerator.process_index
+        hinted_set = set(hinted)
+        lines = []
+        for i, row in enumerate(self._batch_rows):
+            lines.append(
+                {
+                    "step": self.state.global_step + 1,  # the optimiser step this batch feeds
+                    "rank": rank,
+                    "index": start + i,  # row in the gathered batch (groups are G consecutive rows)
+                    "id": row.get("id"),
+                    "label": row.get("label"),
+                    "dataset": row.get("dataset"),
+                    "hard": bool(local_hard[i]),
+                    "hinted": i in hinted_set,
+                    "first_completion": completion_text(first[i]),
+                    "completion": completion_text(final[i]),  # what the reward read (hint + continuation)
+                }
+            )
+        self.rollout_log.mkdir(parents=True, exist_ok=True)
+        with (self.rollout_log / f"rank{rank}.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(line) + "\n" for line in lines))
 
     def _generate_and_score_completions(self, inputs):
         self._batch_rows = inputs
@@ -353,7 +401,12 @@ class HintGRPOTrainer(GRPOTrainer):
             keep_global = ~state.hard_rows.to(after.device)
         keep = keep_global[start : start + n_local].to(output["completion_mask"].device)
         output["omni_keep"] = keep
-        if not bool(keep.all()):
+        # grpo/dr_grpo average over every row of the gathered batch (per micro-batch mean, / accumulation, mean over
+        # processes): scaling by N / N_kept makes that an average over the kept rows of the whole batch, whatever
+        # share of them each process or micro-batch holds.
+        n_kept = int(keep_global.sum())
+        output["omni_keep_scale"] = torch.tensor(keep_global.numel() / n_kept if n_kept else 1.0)
+        if not bool(keep_global.all()):  # global decision: every rank joins the gather below
             output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1).to(
                 output["completion_mask"].dtype
             )
@@ -393,12 +446,11 @@ class HintGRPOTrainer(GRPOTrainer):
     def _compute_loss(self, model, inputs):
         self._mm_rows = inputs["omni_mm"]
         loss = super()._compute_loss(model, inputs)
-        keep = inputs.get("omni_keep")
-        if keep is not None and self.loss_type in ("grpo", "dr_grpo"):
-            # These losses average over all rows; dropped rows add zeros, so rescale to a mean over kept rows.
-            n_kept = int(keep.sum())
-            if 0 < n_kept < keep.numel():
-                loss = loss * (keep.numel() / n_kept)
+        scale = inputs.get("omni_keep_scale")
+        if scale is not None and self.loss_type in ("grpo", "dr_grpo"):
+            # These losses average over all rows; dropped rows add zeros, so rescale to a mean over kept rows
+            # (N / N_kept of the gathered generation batch, see _finish_step).
+            loss = loss * float(scale)
         return loss
 
     def _get_per_token_logps_and_entropies(
