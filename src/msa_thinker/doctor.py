@@ -141,8 +141,8 @@ def check_deepspeed() -> Check:
         return Check(
             "deepspeed",
             WARN,
-            "not installed (multi-GPU SFT and GRPO recipes use it; not in the lock)",
-            "uv pip install deepspeed (and into .venvs/sft: uv pip install --python .venvs/sft/bin/python deepspeed)",
+            "not installed in the default environment (multi-GPU GRPO recipes use it)",
+            "uv sync --locked --extra deepspeed (the SFT environment has it from its own extra)",
         )
     return Check("deepspeed", PASS, f"DeepSpeed {version}")
 

@@ -186,11 +186,11 @@ def run(plan: SFTPlan, *, echo: Callable[[str], None] | None = None) -> SFTResul
 
 
 def _check_deepspeed(env_path: Path) -> None:
-    """DeepSpeed is not in the lock (it builds against the cluster's CUDA): say how to add it, before starting."""
+    """The lock's ``sft`` extra carries DeepSpeed; an environment synced by hand without it is refused up front."""
     if not any(env_path.glob("lib/python*/site-packages/deepspeed/__init__.py")):
         raise ConfigError(
-            f"the recipe uses DeepSpeed but the SFT environment {env_path} lacks it: install it once with "
-            f"`uv pip install --python {env_path / 'bin' / 'python'} deepspeed` (or set deepspeed: null)"
+            f"the recipe uses DeepSpeed but the SFT environment {env_path} lacks it: delete {env_path} and rerun "
+            "`msa-rl sft` to create it from the lock (or set deepspeed: null)"
         )
 
 
