@@ -602,6 +602,15 @@ def _table_markdown(table: dict, results: dict, dataset: str) -> list[str]:
     return lines
 
 
+def _diff_cell(key: str, m: dict | None, n: int) -> str:
+    if m is None or m["diff_mean"] is None:
+        return "–"
+    scale, digits = (100.0, 1) if _is_percent(key) else (1.0, 3)
+    half = f" ± {m['diff_half_width'] * scale:.{digits}f}" if m["diff_half_width"] is not None else ""
+    p = "–" if m["p_clip_bootstrap"] is None else f"{m['p_clip_bootstrap']:.3f}"
+    return f"{m['diff_mean'] * scale:+.{digits}f}{half} (p {p}; {m['b_better_seeds']}/{n})"
+
+
 def _comparison_markdown(results: dict, number: str) -> list[str]:
     comps = [c for c in results["comparisons"] if c["table"] == number]
     if not comps:
@@ -609,33 +618,24 @@ def _comparison_markdown(results: dict, number: str) -> list[str]:
     titles = {r.key: r.title for r in ROWS}
     n = len(results["seeds"])
     lines = [
-        f"Paired tests, B − A (mean over {n} seed(s) ± 95 % t interval over seeds; p: paired clip bootstrap with "
-        f"the clips resampled once for all seeds; k/{n}: seeds where B is better):",
+        f"Paired tests, B − A: mean over {n} seed(s) ± 95 % t interval of the per-seed differences; p: paired clip "
+        f"bootstrap ({results['recipe']['stats']['n_boot']} resamples, the same clips drawn for every seed, "
+        f"statistic the mean over seeds); k/{n}: seeds where B is better (lower MAE, higher everything else).",
         "",
-        "| A → B | dataset | " + " | ".join(label for _, label in COLUMNS["sims"]) + " |",
-        "|:---|:---|" + "---:|" * len(COLUMNS["sims"]),
     ]
-    for c in comps:
-        cols = COLUMNS[c["dataset"]]
-        cells = []
-        for k, label in cols:
-            m = c["metrics"].get(k)
-            if m is None or m["diff_mean"] is None:
-                cells.append(f"{label}: –")
-                continue
-            scale, digits = (100.0, 1) if _is_percent(k) else (1.0, 3)
-            half = f" ± {m['diff_half_width'] * scale:.{digits}f}" if m["diff_half_width"] is not None else ""
-            p = "–" if m["p_clip_bootstrap"] is None else f"{m['p_clip_bootstrap']:.3f}"
-            cells.append(
-                f"{label} {m['diff_mean'] * scale:+.{digits}f}{half} (p {p}, {m['b_better_seeds']}/{n})"
-            )
-        cells += [""] * (len(COLUMNS["sims"]) - len(cells))
-        ds = results["datasets"][c["dataset"]]
-        lines.append(
-            f"| {titles[c['a']]} → {titles[c['b']]} | {ds['title']} ({ds['role']}) | "
-            + " | ".join(cells)
-            + " |"
-        )
+    for dataset, ds in results["datasets"].items():
+        cols = COLUMNS[dataset]
+        lines += [
+            f"| A → B, {ds['title']} ({ds['role']}) | "
+            + " | ".join(f"Δ {label}" for _, label in cols)
+            + " |",
+            "|:---|" + "---:|" * len(cols),
+        ]
+        for c in comps:
+            if c["dataset"] == dataset:
+                cells = [_diff_cell(k, c["metrics"].get(k), n) for k, _ in cols]
+                lines.append(f"| {titles[c['a']]} → {titles[c['b']]} | " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 
