@@ -560,7 +560,7 @@ def compute_results(p: MiniPaths, recipe: MiniReproRecipe) -> dict[str, Any]:
 def stage_timings(out: Path) -> dict[str, Any]:
     """Wall and CPU seconds of every finished stage (from the markers), and their totals."""
     stages_: dict[str, dict] = {}
-    for marker in sorted((out / STAGE_DIR).glob("*.json")):
+    for marker in sorted((out / STAGE_DIR).glob("*.json"), key=lambda m: m.stat().st_mtime_ns):
         info = json.loads(marker.read_text())
         stages_[marker.stem] = {"wall_s": info.get("seconds"), "cpu_s": info.get("cpu_seconds")}
     return {
@@ -571,13 +571,14 @@ def stage_timings(out: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------- report
-def _fmt(key: str, summary: dict, *, percent: bool) -> str:
+def _fmt(key: str, summary: dict, *, percent: bool, seeds: int = 1) -> str:
     mean, half = summary.get("mean"), summary.get("half_width")
     if mean is None:
         return "–"
     scale, digits = (100.0, 1) if percent else (1.0, 3)
     text = f"{mean * scale:.{digits}f}"
-    return text + (f" ± {half * scale:.{digits}f}" if half is not None else "")
+    text += f" ± {half * scale:.{digits}f}" if half is not None else ""
+    return text + (f" ({summary['n']}/{seeds} seeds)" if summary.get("n", seeds) < seeds else "")
 
 
 def _is_percent(key: str) -> bool:
@@ -595,9 +596,10 @@ def _table_markdown(table: dict, results: dict, dataset: str) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|:---|" + "---:|" * (len(head) - 1)]
     for key, label in table["rows"]:
         summary = results["rows"][key]["summary"][dataset]
-        cells = [_fmt(k, summary[k], percent=_is_percent(k)) for k, _ in cols]
-        cells += [_fmt(k, summary[k], percent=True) for k in ("acc3_incongruent", "acc3_congruent")]
-        cells.append(_fmt("parse_failure_rate", summary["parse_failure_rate"], percent=True) + " %")
+        n = len(results["seeds"])
+        cells = [_fmt(k, summary[k], percent=_is_percent(k), seeds=n) for k, _ in cols]
+        cells += [_fmt(k, summary[k], percent=True, seeds=n) for k in ("acc3_incongruent", "acc3_congruent")]
+        cells.append(_fmt("parse_failure_rate", summary["parse_failure_rate"], percent=True, seeds=n) + " %")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -652,7 +654,8 @@ def render_report(results: dict) -> str:
         "Cells: mean over seeds ± half-width of the 95 % Student-t interval over seeds (no ± with one seed). "
         "Accuracies, F1 and parse failures ×100; MAE and Corr as is; metrics exactly as MMSA's `metricsTop.py` "
         "(MOSI: Acc2/F1 are Non0). Unparsable answers are scored neutral (0) and counted under parse failures. "
-        "*Acc3 incongruent*: polarity accuracy on the clips whose transcript disagrees with voice and face.",
+        "*Acc3 incongruent*: polarity accuracy on the clips whose transcript disagrees with voice and face. "
+        "*(k/N seeds)*: the metric is undefined in the other seeds (Corr of constant predictions).",
         "",
         "| test set | role | clips | incongruent | text-only ceiling (Acc3) |",
         "|:---|:---|---:|---:|---:|",
