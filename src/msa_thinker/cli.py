@@ -125,6 +125,62 @@ def demo(
     console.print(f"reward plots: {result.report.parent / 'training'}", highlight=False, soft_wrap=True)
 
 
+@app.command("mini-repro")
+def mini_repro(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for every stage's output and the report [runs/mini-repro(-quick)]."
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="Training seeds 0..N-1 (default: the recipe's).")
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="One seed on a few clips (configs/mini-repro/quick.yaml): checks outputs."
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Recipe [configs/mini-repro/recipe.yaml; quick.yaml with --quick]."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Change a recipe value, e.g. --set data.train_clips=60.")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete --out first and run every stage again.")
+    ] = False,
+) -> None:
+    """The paper's ablations (Tables III-V, Fig. 3) on CPU with several seeds: report.md + results.json."""
+    import sys
+
+    from msa_core import MSAError
+    from rich.console import Console
+
+    from msa_thinker.demo import StageFailed, tail
+    from msa_thinker.mini_repro import QUICK_RECIPE, load_mini_recipe, run_mini_repro
+
+    console = Console(file=sys.stdout)
+    try:
+        recipe = load_mini_recipe(config or (QUICK_RECIPE if quick else None), set_ or [], seeds=seeds)
+        target = out or Path("runs/mini-repro-quick" if quick else "runs/mini-repro")
+        result = run_mini_repro(target, recipe, fresh=fresh, console=console)
+    except StageFailed as exc:
+        console.print(
+            f"[red]stage {exc.stage!r} failed[/]; its log is {exc.log_path}. Last lines:", highlight=False
+        )
+        console.print(tail(exc.log_path), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    except MSAError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"\nmini-repro: {recipe.seeds} seed(s), {result.run.wall_s:.0f} s this call")
+    console.print(f"report:  {result.report}", highlight=False, soft_wrap=True)
+    console.print(f"results: {result.results}", highlight=False, soft_wrap=True)
+
+
 @app.command("paper")
 def paper(
     tables: Annotated[

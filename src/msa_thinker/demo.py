@@ -121,8 +121,10 @@ class Stage:
 
 @dataclass
 class StageContext:
-    paths: DemoPaths
-    size: DemoSize
+    paths: Any
+    """Where the run writes (DemoPaths; the mini reproduction's own paths)."""
+    size: Any
+    """What the run does (DemoSize; the mini reproduction's recipe)."""
     log: TextIO
     log_path: Path
     state: dict[str, Any] = field(default_factory=dict)
@@ -428,6 +430,120 @@ class DemoResult:
     wall_s: float
 
 
+def offline_cpu_environment(threads: int) -> None:
+    """Offline and on the CPU: nothing may reach a hub or probe for a GPU. Set before torch is imported (here, in
+    the stages and in the SFT child, which inherits the environment)."""
+    for key, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+        ("HF_DATASETS_OFFLINE", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("MPLBACKEND", "Agg"),
+        ("WANDB_DISABLED", "true"),
+    ):
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if "torch" in sys.modules:  # imported already (e.g. by a test): apply to this process too
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (the SFT run, the teacher)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class StagesRun:
+    timings: dict[str, float]
+    """Wall seconds of each stage run now."""
+    cpu: dict[str, float]
+    """CPU seconds (user + system, children included) of each stage run now."""
+    skipped: list[str]
+    wall_s: float
+
+
+def run_stages(
+    plan: list[Stage],
+    out: Path,
+    context: Callable[[TextIO, Path], StageContext],
+    *,
+    console: Any,
+    until: str | None = None,
+) -> StagesRun:
+    """Run every stage of ``plan`` without a marker in ``out/.stages``; raise StageFailed naming the stage and its
+    log on a failure. ``context(log, log_path)`` makes each stage's context; ``until`` stops after that stage."""
+    (out / STAGE_DIR).mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if until is not None:
+        names = [st.name for st in plan]
+        if until not in names:
+            raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(names)}")
+        plan = plan[: names.index(until) + 1]
+    run = StagesRun({}, {}, [], 0.0)
+    started = time.perf_counter()
+    for index, stage in enumerate(plan, start=1):
+        tag = f"[{index}/{len(plan)}] {stage.name}"
+        marker = out / STAGE_DIR / f"{stage.name}.json"
+        if marker.is_file():
+            prev = json.loads(marker.read_text())
+            run.skipped.append(stage.name)
+            console.print(
+                f"[green]✓[/] {tag}: done earlier ({prev.get('seconds', 0):.1f} s) — {escape(prev.get('summary', ''))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            continue
+        if not stage.resumable:
+            for output in stage.outputs:
+                if output.exists():
+                    shutil.rmtree(output)
+        log_path = logs / f"{stage.name}.log"
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        with log_path.open("a", encoding="utf-8") as log:
+            ctx = context(log, log_path)
+            try:
+                with console.status(f"{tag}: {stage.title} …"), _captured(log):
+                    summary = stage.run(ctx)
+            except (Exception, KeyboardInterrupt) as exc:
+                log.write(traceback.format_exc())
+                seconds = time.perf_counter() - t0
+                message = (
+                    str(exc) if isinstance(exc, MSAError | RuntimeError) else f"{type(exc).__name__}: {exc}"
+                )
+                console.print(
+                    f"[red]✗[/] {tag} failed after {seconds:.1f} s: {escape(message)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise StageFailed(stage.name, log_path, message) from exc
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        run.timings[stage.name], run.cpu[stage.name] = seconds, cpu
+        marker.write_text(
+            json.dumps(
+                {
+                    "seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu, 2),
+                    "summary": summary,
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            )
+            + "\n"
+        )
+        console.print(
+            f"[green]✓[/] {tag}: {escape(summary)} ({seconds:.1f} s, {cpu:.1f} s CPU)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    run.wall_s = time.perf_counter() - started
+    return run
+
+
 def run_demo(
     out: str | Path = "runs/demo",
     *,
@@ -447,93 +563,30 @@ def run_demo(
     paths = DemoPaths(Path(out).resolve())
     if fresh and paths.out.exists():
         shutil.rmtree(paths.out)
-    (paths.out / STAGE_DIR).mkdir(parents=True, exist_ok=True)
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    # Offline and on the CPU: nothing in the demo may reach a hub or probe for a GPU.
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("TRANSFORMERS_OFFLINE", "1"),
-        ("HF_DATASETS_OFFLINE", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-        ("MPLBACKEND", "Agg"),
-        ("WANDB_DISABLED", "true"),
-    ):
-        os.environ.setdefault(key, value)
-    # Before torch is imported (here, in the stages and in the SFT child, which inherits the environment).
-    os.environ.setdefault("OMP_NUM_THREADS", str(size.threads))
-    if "torch" in sys.modules:  # imported already (e.g. by a test): apply to this process too
-        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-
-    plan = stages(paths)
-    if until is not None:
-        names = [st.name for st in plan]
-        if until not in names:
-            raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(names)}")
-        plan = plan[: names.index(until) + 1]
-    timings: dict[str, float] = {}
-    skipped: list[str] = []
-    started = time.perf_counter()
-    for index, stage in enumerate(plan, start=1):
-        tag = f"[{index}/{len(plan)}] {stage.name}"
-        marker = paths.marker(stage.name)
-        if marker.is_file():
-            prev = json.loads(marker.read_text())
-            skipped.append(stage.name)
-            console.print(
-                f"[green]✓[/] {tag}: done earlier ({prev.get('seconds', 0):.1f} s) — {escape(prev.get('summary', ''))}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            continue
-        if not stage.resumable:
-            for output in stage.outputs:
-                if output.exists():
-                    shutil.rmtree(output)
-        log_path = paths.logs / f"{stage.name}.log"
-        t0 = time.perf_counter()
-        with log_path.open("a", encoding="utf-8") as log:
-            ctx = StageContext(paths, size, log, log_path)
-            try:
-                with console.status(f"{tag}: {stage.title} …"), _captured(log):
-                    summary = stage.run(ctx)
-            except (Exception, KeyboardInterrupt) as exc:
-                log.write(traceback.format_exc())
-                seconds = time.perf_counter() - t0
-                message = (
-                    str(exc) if isinstance(exc, MSAError | RuntimeError) else f"{type(exc).__name__}: {exc}"
-                )
-                console.print(
-                    f"[red]✗[/] {tag} failed after {seconds:.1f} s: {escape(message)}",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                raise StageFailed(stage.name, log_path, message) from exc
-        seconds = time.perf_counter() - t0
-        timings[stage.name] = seconds
-        marker.write_text(
-            json.dumps(
-                {
-                    "seconds": round(seconds, 2),
-                    "summary": summary,
-                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                }
-            )
-            + "\n"
-        )
-        console.print(
-            f"[green]✓[/] {tag}: {escape(summary)} ({seconds:.1f} s)", highlight=False, soft_wrap=True
-        )
-    wall = time.perf_counter() - started
+    offline_cpu_environment(size.threads)
+    run = run_stages(
+        stages(paths),
+        paths.out,
+        lambda log, log_path: StageContext(paths, size, log, log_path),
+        console=console,
+        until=until,
+    )
     (paths.out / "demo.json").write_text(
         json.dumps(
-            {"wall_s": round(wall, 2), "timings_s": timings, "skipped": skipped, "size": asdict(size)},
+            {
+                "wall_s": round(run.wall_s, 2),
+                "timings_s": run.timings,
+                "cpu_s": run.cpu,
+                "skipped": run.skipped,
+                "size": asdict(size),
+            },
             indent=1,
         )
         + "\n"
     )
-    return DemoResult(paths.out, paths.report / artifacts.REPORT_MARKDOWN, timings, skipped, wall)
+    return DemoResult(
+        paths.out, paths.report / artifacts.REPORT_MARKDOWN, run.timings, run.skipped, run.wall_s
+    )
 
 
 def tail(path: Path, n: int = 25) -> str:

@@ -123,3 +123,27 @@ def test_log_bodies_records_what_was_received(standin, dataset: Path):
     assert (
         record["body"] == json.loads(json.dumps(body)) and record["key"] == "k1" and record["status"] == 200
     )
+
+
+def test_an_incongruent_clip_is_described_as_it_is(dataset: Path):
+    """Transcript one way, voice and face the other: the answer says so, and concludes with the label's polarity."""
+    import random
+
+    from cot_distill.standin import StandInTeacher
+    from msa_core import polarity_of
+
+    teacher = StandInTeacher(data=dataset, dataset="sims")
+    clips = read_mmsa(dataset, "sims").clips
+    hard = [c for c in clips if polarity_of(c.label_T, SIMS) != polarity_of(c.label, SIMS)]
+    easy = [c for c in clips if polarity_of(c.label_T, SIMS) == polarity_of(c.label, SIMS)]
+    assert hard and easy
+    words = {"negative": "displeased", "neutral": "matter-of-fact", "positive": "pleased"}
+    for clip in (hard[0], easy[0]):
+        answer = DCOutput.parse_strict(teacher.answer(clip, None, random.Random(0)), SIMS)
+        truth = polarity_of(clip.label, SIMS)
+        assert answer.polarity == truth
+        assert f"sound {words[polarity_of(clip.label_T, SIMS)]}." in answer.think
+        assert answer.think.endswith(f"Overall the sentiment is {truth}.")
+    # A wrong_polarity fault still describes every cue its own (wrong) way.
+    wrong = DCOutput.parse_strict(teacher.answer(hard[0], "wrong_polarity", random.Random(0)), SIMS)
+    assert f"sound {words[wrong.polarity]}." in wrong.think

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from msa_core import DataError
 from msa_rl.cli import app
-from msa_rl.plot import FRACTIONS_PNG, REWARD_PNG, plot_runs, smooth
+from msa_rl.plot import FRACTIONS_PNG, REWARD_PNG, _seed_band, load_run, plot_runs, plot_seed_bands, smooth
 from typer.testing import CliRunner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -64,3 +64,26 @@ def test_plot_cli(tmp_path: Path) -> None:
     assert (out / REWARD_PNG).is_file() and (out / FRACTIONS_PNG).is_file()
     result = CliRunner().invoke(app, ["plot", str(tmp_path / "nope"), "--out", str(out)])
     assert result.exit_code == 1 and "metrics.jsonl" in result.output and "Traceback" not in result.output
+
+
+def test_seed_bands_average_the_sampled_reward_over_seeds(tmp_path: Path) -> None:
+    """Fig. 3 over seeds: mean of the (smoothed) sampled reward per step, banded by the lowest and highest seed."""
+    seeds = []
+    for i, offset in enumerate((0.0, 0.2, 0.4)):
+        run = fake_run(tmp_path / f"s{i}", "hint", 0.0, steps=4 + i)  # seeds reached different steps
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()[:-1]]
+        with (run / "metrics.jsonl").open("w") as fh:
+            for line in lines:
+                fh.write(json.dumps({**line, "reward/total_sampled": offset}) + "\n")
+        seeds.append(run)
+    steps, mean, lo, hi = _seed_band([load_run(r)[1] for r in seeds], "reward/total_sampled", 0.6)
+    assert steps == [1, 2, 3, 4]  # cut to the steps every seed reached
+    assert (
+        mean == pytest.approx([0.2] * 4) and lo == pytest.approx([0.0] * 4) and hi == pytest.approx([0.4] * 4)
+    )
+    other = [fake_run(tmp_path / f"o{i}", "plain", 0.05) for i in range(2)]
+    paths = plot_seed_bands([("w/ Hint", seeds), ("w/o Hint", other)], tmp_path / "fig3", post_hint="w/ Hint")
+    assert [p.name for p in paths] == [REWARD_PNG, FRACTIONS_PNG]
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths)
+    with pytest.raises(DataError, match="at least one run"):
+        plot_seed_bands([("empty", [])], tmp_path / "fig3")

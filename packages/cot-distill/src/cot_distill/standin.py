@@ -179,8 +179,20 @@ class StandInTeacher:
         }[polarity]
         return round(mid, 2)
 
-    def _think(self, clip: Clip, polarity: str, conclusion: str, *, text_only: bool = False) -> str:
-        word, voice, face = _WORDS[polarity]
+    def _cue_polarities(self, clip: Clip, polarity: str) -> tuple[str, str, str]:
+        """What transcript, voice and face each show: their own labels (label_T/A/V) when the clip has them,
+        so an incongruent clip (transcript one way, voice and face the other) is described as it is."""
+        from msa_core import polarity_of
+
+        own = (clip.label_T, clip.label_A, clip.label_V)
+        return tuple(polarity if v is None else polarity_of(v, self.spec) for v in own)  # type: ignore[return-value]
+
+    def _think(
+        self, clip: Clip, polarity: str, conclusion: str, *, text_only: bool = False, faithful: bool = False
+    ) -> str:
+        """``faithful``: each cue as the clip shows it; else every cue as ``polarity`` (the faults' answers)."""
+        cues = self._cue_polarities(clip, polarity) if faithful else (polarity,) * 3
+        word, voice, face = _WORDS[cues[0]][0], _WORDS[cues[1]][1], _WORDS[cues[2]][2]
         quote = " ".join(clip.text.replace("<", " ").replace(">", " ").split())[:80]
         parts = [f'The words of the transcript, "{quote}", sound {word}.']
         if not text_only:
@@ -204,7 +216,7 @@ class StandInTeacher:
         score = round(score, 2)
         if polarity_of(score, self.spec) != truth:  # rounding crossed a band edge
             score = clip.label
-        think = self._think(clip, truth, truth)
+        think = self._think(clip, truth, truth, faithful=True)
         if fault == "wrong_polarity":
             polarity = rng.choice(others)
             score, think = self._band_score(polarity), self._think(clip, polarity, polarity)
@@ -215,9 +227,9 @@ class StandInTeacher:
         elif fault == "long_think":
             think = " ".join([think] * (5000 // len(think) + 1))
         elif fault == "one_modality":
-            think = self._think(clip, truth, truth, text_only=True)
+            think = self._think(clip, truth, truth, text_only=True, faithful=True)
         elif fault == "contradiction":
-            think = self._think(clip, truth, rng.choice(others))
+            think = self._think(clip, truth, rng.choice(others), faithful=True)
         close_think = "" if fault == "malformed" else "</think>"
         return f"<polarity>{polarity}</polarity><think>{think}{close_think}<score>{score:g}</score>"
 

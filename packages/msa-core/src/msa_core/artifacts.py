@@ -60,6 +60,8 @@ REPORT_MARKDOWN, REPORT_LATEX, REPORT_CSV, REPORT_JSON = (
     "metrics.csv",
     "metrics.json",
 )
+# msa-thinker mini-repro's outputs: per-seed metrics of every row and dataset, the resolved recipe of the run
+MINI_REPRO_RESULTS, MINI_REPRO_RECIPE = "results.json", "mini_repro_recipe.yaml"
 
 
 def predictions_path(run_dir: str | Path, dataset: str) -> Path:

@@ -7,8 +7,8 @@ Each clip is a real mp4 written with PyAV (H.264 yuv420p 64x64 at 10 fps, 2 s, p
   loudness both rise with the audio label;
 - video: a cartoon face on a background whose colour moves from grey (neutral) towards warm yellow
   (positive) or dark blue (negative) with the visual label, and a mouth that smiles or frowns.
-A share of "hard" clips has a transcript that disagrees with voice and face; their multimodal label follows
-the majority (audio + visual), so a text-only reader gets them wrong.
+A share of "hard" (incongruent) clips has a transcript that disagrees with voice and face; their multimodal label
+follows the majority (audio + visual), so a text-only reader gets them wrong (docs/mini-repro.md).
 """
 
 from __future__ import annotations

@@ -102,3 +102,96 @@ def plot_runs(
     fig.savefig(fractions_png, dpi=120)
     plt.close(fig)
     return [reward_png, fractions_png]
+
+
+SAMPLED_KEY, POST_HINT_KEY = "reward/total_sampled", "reward/total"
+
+
+def _seed_band(
+    runs: Sequence[list[dict]], key: str, smoothing: float
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per step: the mean over seeds of each seed's smoothed curve, and the lowest and highest seed. Steps some seed
+    has not reached are cut."""
+    curves = []
+    for rows in runs:
+        steps, values = series(rows, key)
+        curves.append(dict(zip(steps, smooth(values, smoothing), strict=True)))
+    common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    kept, mean, lo, hi = [], [], [], []
+    for step in common:
+        vals = [c[step] for c in curves if math.isfinite(c[step])]
+        if vals:
+            kept.append(step)
+            mean.append(sum(vals) / len(vals))
+            lo.append(min(vals))
+            hi.append(max(vals))
+    return kept, mean, lo, hi
+
+
+def plot_seed_bands(
+    groups: Sequence[tuple[str, Sequence[str | Path]]],
+    out_dir: str | Path,
+    *,
+    post_hint: str | None = None,
+    smoothing: float = 0.6,
+) -> list[Path]:
+    """Fig. 3 over seeds: for each (label, run dirs of its seeds), the reward of what the policy sampled on its own
+    (``reward/total_sampled``, before any hint) as the mean over seeds, banded by the lowest and highest seed
+    (each seed's curve smoothed first); ``post_hint`` names the
+    group whose post-hint reward (``reward/total``: it contains the injected polarity) is drawn as a separate
+    dashed curve. A second figure: the hard and zero-std fractions per step. Writes REWARD_PNG and FRACTIONS_PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loaded = [(label, [load_run(d)[1] for d in dirs]) for label, dirs in groups]
+    if any(not runs for _, runs in loaded):
+        raise DataError("every curve needs at least one run")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    n_seeds = max(len(runs) for _, runs in loaded)
+
+    def draw(ax, runs, key, color, label, style="-") -> None:
+        steps, mean, lo, hi = _seed_band(runs, key, smoothing)
+        ax.plot(steps, mean, style, color=color, linewidth=2, label=label)
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.15, linewidth=0)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for i, (label, runs) in enumerate(loaded):
+        draw(ax, runs, SAMPLED_KEY, colors[i % len(colors)], f"{label}: sampled (before hints)")
+        if label == post_hint:
+            draw(
+                ax,
+                runs,
+                POST_HINT_KEY,
+                colors[i % len(colors)],
+                f"{label}: after hints (has the true polarity)",
+                "--",
+            )
+    ax.set_xlabel("step")
+    ax.set_ylabel("total reward (λ-weighted)")
+    ax.set_title(f"Training reward: mean of {n_seeds} seed(s), band = min-max (EMA {smoothing})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    reward_png = out / REWARD_PNG
+    fig.savefig(reward_png, dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(FRACTION_KEYS), figsize=(4 * len(FRACTION_KEYS), 3.6), sharey=True)
+    for ax, (key, title) in zip(axes, FRACTION_KEYS, strict=True):
+        for i, (label, runs) in enumerate(loaded):
+            draw(ax, runs, key, colors[i % len(colors)], label)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of groups")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fractions_png = out / FRACTIONS_PNG
+    fig.savefig(fractions_png, dpi=120)
+    plt.close(fig)
+    return [reward_png, fractions_png]
