@@ -246,6 +246,7 @@ def write_kept_datasets(summary: ExportSummary, out_dir: Path) -> Path:
     from msa_core.jsonl import write_json_atomic
 
     target = out_dir / artifacts.SFT_DATA_DIR
+    target.mkdir(parents=True, exist_ok=True)
     info = artifacts.read_dataset_info(summary.data_dir)
     kept_info = {}
     for name in summary.examples:
