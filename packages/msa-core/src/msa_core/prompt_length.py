@@ -5,8 +5,8 @@ The Qwen2.5-Omni thinker's count, rule by rule (the unit test checks it equals t
   resized by the processor's ``smart_resize`` into the ``min_pixels``..``max_pixels`` bounds in steps of 28 px
   (14-px patches merged 2x2): ``frames / 2 x (height / 28) x (width / 28)`` tokens;
 - audio: the 16 kHz track as mel frames (hop 160), halved twice by the audio encoder: 25 tokens a second, with
-  the processor's cap (its feature extractor keeps the first ``n_samples``: 30 s for the tiny model, 300 s for
-  Qwen2.5-Omni-7B). The sample count comes from probe's packets: exact for 16 kHz audio; a track resampled to
+  the processor's cap (its feature extractor keeps the first ``n_samples``, read from the model's processor:
+  30 s for the tiny model). The sample count comes from probe's packets: exact for 16 kHz audio; a track resampled to
   16 kHz is estimated at most one sample over (the resampler's rounding), so rarely one audio token over, never
   under;
 - text: the rendered prompt's tokens (its one video placeholder becomes the media; audio-in-video adds the audio
@@ -27,7 +27,8 @@ from msa_core.media_settings import MediaSettings
 
 PATCH, MERGE, TEMPORAL_PATCH = 14, 2, 2
 AUDIO_RATE, MEL_HOP = 16000, 160
-DEFAULT_MAX_AUDIO_SAMPLES = 300 * AUDIO_RATE  # Qwen2.5-Omni-7B's feature extractor (chunk_length 300 s)
+# Only when a processor does not say (msa_omni.lengths reads its feature extractor's n_samples).
+DEFAULT_MAX_AUDIO_SAMPLES = 300 * AUDIO_RATE
 OnLongClip = Literal["error", "drop"]
 
 

@@ -48,7 +48,7 @@ def answer_tokens(processor, answer: str) -> int:
 
 
 def max_audio_samples(processor) -> int:
-    """The audio the processor keeps (its feature extractor's ``n_samples``: 30 s tiny, 300 s for the 7B)."""
+    """The audio samples the processor keeps (its feature extractor's ``n_samples``; 30 s for the tiny model)."""
     return int(getattr(processor.feature_extractor, "n_samples", DEFAULT_MAX_AUDIO_SAMPLES))
 
 
