@@ -125,9 +125,11 @@ def over_limit(
     if long and (on_long_clip == "error" or len(long) == len(counts)):
         names = ", ".join(f"{c.clip_id} ({c.total})" for c in long[:shown])
         more = f" and {len(long) - shown} more" if len(long) > shown else ""
-        hint = " or set on_long_clip=drop to leave them out" if on_long_clip == "error" else ""
+        fixes = [f"raise {field}", "lower media.max_frames or media.video_size"]
+        if on_long_clip == "error":
+            fixes.append("set on_long_clip=drop to leave them out")
         raise DataError(
             f"{len(long)} of {len(counts)} clips need more than {field}={limit} tokens and would be cut "
-            f"mid-media: {names}{more}. Raise {field} or lower media.max_frames / media.video_size{hint}"
+            f"mid-media: {names}{more}. To train: {'; '.join(fixes)}"
         )
     return long
