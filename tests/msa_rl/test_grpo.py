@@ -110,3 +110,41 @@ def test_clip_encoder_gives_audio_in_video_inputs_and_caches(
     assert encoder(rows[0]) is enc  # cached
     encoder(rows[1])
     assert encoder(rows[0]) is not enc  # evicted (cache_size=1), re-encoded
+
+
+def test_prompt_length_preflight_refuses_or_drops_long_clips(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, capsys
+) -> None:
+    """Before GRPO starts: the distribution is printed; clips over max_prompt_length stop the run (named, nothing
+    written) or, with on_long_clip=drop, leave it (counted and named)."""
+    from msa_omni.lengths import ClipPrompt, estimate_tokens, load_processor
+    from msa_rl.grpo import check_prompt_lengths, run_grpo
+
+    processor = load_processor(tiny_model_dir)
+    base = recipe(tiny_model_dir, grpo_clips, tmp_path / "run")
+    rows = read_training_rows(base)
+    assert check_prompt_lengths(base, rows, processor=processor) == rows  # no limit by default
+    assert f"{len(rows)} clips, tokens per example: min" in capsys.readouterr().out
+
+    prompts = [
+        ClipPrompt(r["id"], r["video"], build_prompt(c.text, get_spec("sims")))
+        for r, c in zip(rows, read_mmsa(grpo_clips, "sims").clips, strict=True)
+    ]
+    totals = {c.clip_id: c.total for c in estimate_tokens(processor, prompts, base.media)}
+    limit = min(totals.values())
+    longer = sorted(i for i, t in totals.items() if t > limit)
+    assert 0 < len(longer) < len(rows)  # the transcripts differ in length
+
+    with pytest.raises(DataError) as err:
+        run_grpo(recipe(tiny_model_dir, grpo_clips, tmp_path / "run", max_prompt_length=limit))
+    assert f"{len(longer)} of {len(rows)} clips need more than max_prompt_length={limit}" in str(err.value)
+    longest = max(totals, key=totals.get)
+    assert f"{longest} ({totals[longest]})" in str(err.value)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+    dropping = recipe(tiny_model_dir, grpo_clips, tmp_path, max_prompt_length=limit, on_long_clip="drop")
+    kept = check_prompt_lengths(dropping, rows, processor=processor)
+    assert sorted(r["id"] for r in kept) == sorted(i for i in totals if i not in longer)
+    out = capsys.readouterr().out
+    assert f"dropped {len(longer)} of {len(rows)} clips over max_prompt_length={limit}" in out
+    assert all(i in out for i in longer)

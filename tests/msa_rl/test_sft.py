@@ -128,6 +128,39 @@ def test_bad_inputs_fail_before_llamafactory(tmp_path: Path, tiny_model_dir: Pat
     assert not (tmp_path / "o5").exists()  # nothing written when a check fails
 
 
+def test_length_preflight_refuses_or_drops_examples_over_cutoff_len(
+    tmp_path: Path, tiny_model_dir: Path, lf_export: Path, capsys
+) -> None:
+    """Each example's tokens (prompt + media + answer, from the clips' metadata) against cutoff_len: refused by
+    name before anything is written, or with on_long_clip=drop left out of the data LLaMA-Factory reads."""
+    from msa_omni.lengths import ClipPrompt, estimate_tokens, load_processor
+
+    records = artifacts.read_lf_dataset(lf_export, "msa_cot")
+    clips = [ClipPrompt(r.id, r.video, Prompt(system=r.system, user=r.user), r.answer) for r in records]
+    media = _demo(tiny_model_dir, lf_export, tmp_path / "o").media
+    totals = {c.clip_id: c.total for c in estimate_tokens(load_processor(tiny_model_dir), clips, media)}
+    limit = min(totals.values())
+    longer = {i for i, t in totals.items() if t > limit}
+    assert 0 < len(longer) < len(records)
+
+    prepare(_demo(tiny_model_dir, lf_export, tmp_path / "fits", f"cutoff_len={max(totals.values())}"))
+    assert f"msa_cot: preflight: {len(records)} clips, tokens per example" in capsys.readouterr().out
+    with pytest.raises(DataError) as err:
+        prepare(_demo(tiny_model_dir, lf_export, tmp_path / "o1", f"cutoff_len={limit}"))
+    assert f"{len(longer)} of {len(records)} clips need more than cutoff_len={limit}" in str(err.value)
+    assert not (tmp_path / "o1").exists()
+
+    out = tmp_path / "o2"
+    plan = prepare(_demo(tiny_model_dir, lf_export, out, f"cutoff_len={limit}", "on_long_clip=drop"))
+    assert f"dropped {len(longer)} of {len(records)} clips over cutoff_len={limit}" in capsys.readouterr().out
+    lf = yaml.safe_load(plan.llamafactory_yaml.read_text())
+    assert lf["dataset_dir"] == str(out.resolve() / artifacts.SFT_DATA_DIR)
+    assert lf["media_dir"] == str(lf_export.resolve())  # the media stay in the export
+    info = json.loads((Path(lf["dataset_dir"]) / artifacts.LF_DATASET_INFO).read_text())
+    kept = json.loads((Path(lf["dataset_dir"]) / info["msa_cot"]["file_name"]).read_text())
+    assert sorted(r["id"] for r in kept) == sorted(set(totals) - longer)
+
+
 def test_cli_errors_are_clean(tmp_path: Path, tiny_model_dir: Path) -> None:
     result = CliRunner().invoke(
         app,

@@ -45,6 +45,9 @@ SFT_METRICS = "sft_metrics.jsonl"
 SFT_LOG = "sft.log"
 LLAMAFACTORY_YAML = "llamafactory_sft.yaml"
 LLAMAFACTORY_MERGE_YAML = "llamafactory_merge.yaml"
+SFT_DATA_DIR = (
+    "sft_data"  # the export's datasets without the clips the preflight dropped (on_long_clip: drop)
+)
 GRPO_CONFIG = "grpo_config.yaml"
 GRPO_METRICS = "metrics.jsonl"  # one line per logged GRPO step (msa-rl plot reads it)
 GRPO_ROLLOUTS = "rollouts"  # with rollout_log: every generation batch, one JSONL per process (tests read it)

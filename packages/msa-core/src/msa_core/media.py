@@ -38,6 +38,9 @@ class MediaInfo:
     n_frames: int
     has_audio: bool
     audio_sample_rate: int | None
+    # Samples the audio decoder yields at the track's own rate, counted from the packets (no decode): each packet
+    # decodes to a whole codec frame (an AAC tail packet too) and priming packets (negative pts) are skipped.
+    audio_samples: int = 0
 
     @property
     def has_video(self) -> bool:
@@ -90,9 +93,16 @@ def probe(path: str | Path) -> MediaInfo:
         # Demux (no decode) to catch truncated files whose header is intact, and count frames that the header
         # does not store.
         packets = {"video": 0, "audio": 0}
+        audio_start, audio_end = None, 0
+        frame_size = audio.codec_context.frame_size if audio is not None else 0
         for packet in container.demux(*(s for s in (video, audio) if s is not None)):
             if packet.size:
                 packets[packet.stream.type] += 1
+                if packet.stream.type == "audio" and packet.pts is not None:
+                    rate = packet.time_base * audio.codec_context.sample_rate
+                    start, length = round(packet.pts * rate), round((packet.duration or 0) * rate)
+                    audio_start = start if audio_start is None else min(audio_start, start)
+                    audio_end = max(audio_end, start + max(frame_size or 0, length))
         fps, width, height, n_frames = 0.0, 0, 0, 0
         if video is not None:
             rate = video.average_rate or video.guessed_rate
@@ -120,6 +130,7 @@ def probe(path: str | Path) -> MediaInfo:
         n_frames=n_frames,
         has_audio=audio is not None,
         audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+        audio_samples=max(audio_end - max(audio_start or 0, 0), 0),
     )
 
 

@@ -61,6 +61,33 @@ def read_training_rows(recipe: GRPORecipe) -> list[dict[str, Any]]:
     return rows
 
 
+def check_prompt_lengths(
+    recipe: GRPORecipe, rows: list[dict[str, Any]], *, processor=None
+) -> list[dict[str, Any]]:
+    """Preflight: each clip's prompt tokens from its metadata; prints the distribution, then refuses clips over
+    ``max_prompt_length`` (a DataError naming the longest) or, with ``on_long_clip=drop``, leaves them out."""
+    from msa_omni.lengths import ClipPrompt, load_processor, preflight
+
+    processor = processor or load_processor(recipe.model)
+    clips = [
+        ClipPrompt(
+            r["id"], r["video"], Prompt(system=r["prompt"][0]["content"], user=r["prompt"][-1]["content"])
+        )
+        for r in rows
+    ]
+    dropped = preflight(
+        processor,
+        clips,
+        recipe.media,
+        limit=recipe.max_prompt_length,
+        field="max_prompt_length",
+        on_long_clip=recipe.on_long_clip,
+        echo=lambda line: print(line, flush=True) if is_main_process() else None,
+    )
+    gone = {c.clip_id for c in dropped}
+    return [r for r in rows if r["id"] not in gone]
+
+
 def read_mmsa_rows(recipe: GRPORecipe) -> list[dict[str, Any]]:
     data = read_mmsa(recipe.data, recipe.dataset, split=recipe.split)
     spec = data.spec
@@ -250,6 +277,7 @@ def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrid
 
     recipe.require_inputs()
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
+    rows = check_prompt_lengths(recipe, rows)
     out = Path(recipe.output_dir)
     checkpoint = resolve_resume(recipe)
     if is_main_process():  # one writer per run

@@ -63,6 +63,17 @@ class GRPORecipe(BaseModel):
         description="Frame sampling, frame size and audio-in-video: must match what the SFT stage saw "
         "(written to media.json next to the checkpoint, read back by msa-eval predict).",
     )
+    max_prompt_length: int | None = Field(
+        None,
+        ge=1,
+        description="Most prompt tokens per clip (text + video + audio), estimated from each clip's metadata "
+        "before training; longer clips are refused or dropped (on_long_clip). None: no limit.",
+    )
+    on_long_clip: Literal["error", "drop"] = Field(
+        "error",
+        description="A clip over max_prompt_length: error (name the longest clips and stop) or drop (leave it "
+        "out, counted and named).",
+    )
     # -- Hint-GRPO
     hint: bool = Field(
         True, description="Re-sample hard groups with the true <polarity> injected (false: plain GRPO)."

@@ -33,6 +33,7 @@ from msa_rl.sft_recipe import (
     merge_args,
     resolve_deepspeed,
     validate,
+    write_kept_datasets,
     write_resolved,
 )
 
@@ -73,7 +74,7 @@ class SFTPlan:
 
 def prepare(config: SFTConfig) -> SFTPlan:
     """Validate, then write the resolved recipe and LLaMA-Factory's YAML into output_dir."""
-    validate(config)
+    summary = validate(config)
     root = envs.workspace_root()
     deepspeed = resolve_deepspeed(config.deepspeed, root) if config.deepspeed else None
     output_dir = Path(config.output_dir).expanduser().resolve()
@@ -82,7 +83,8 @@ def prepare(config: SFTConfig) -> SFTPlan:
     # LoRA trains an adapter next to the checkpoint and merges it, so output_dir is always a full thinker.
     train_dir = output_dir / LORA_ADAPTER_DIR if config.finetuning_type == "lora" else output_dir
     lf_yaml = output_dir / artifacts.LLAMAFACTORY_YAML
-    _write_yaml(lf_yaml, llamafactory_args(config, data_dir, train_dir, deepspeed))
+    dataset_dir = write_kept_datasets(summary, output_dir) if summary.dropped else None
+    _write_yaml(lf_yaml, llamafactory_args(config, data_dir, train_dir, deepspeed, dataset_dir))
     merge_command = None
     if config.finetuning_type == "lora":
         merge_yaml = output_dir / artifacts.LLAMAFACTORY_MERGE_YAML

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from msa_core import ConfigError, DataError, MediaSettings, artifacts
+from msa_core import ConfigError, DataError, MediaSettings, Prompt, artifacts
 from msa_core.recipe import load_recipe
 from msa_core.recipe import write_resolved as write_recipe
 from msa_omni import check_thinker_dir
@@ -68,7 +68,16 @@ class SFTConfig(BaseModel):
         description="Frame sampling, frame size and audio-in-video: must match what GRPO and evaluation feed "
         "the model (written to media.json next to the checkpoint).",
     )
-    cutoff_len: int = Field(4096, ge=64, description="Maximum tokens per example (prompt + media + answer).")
+    cutoff_len: int = Field(
+        4096,
+        ge=64,
+        description="Maximum tokens per example (prompt + media + answer); checked per clip before training.",
+    )
+    on_long_clip: Literal["error", "drop"] = Field(
+        "error",
+        description="An example over cutoff_len (it would be cut mid-media): error (name the longest clips and "
+        "stop) or drop (leave it out of the training data, counted and named).",
+    )
     # -- optimisation
     learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate (paper: 1e-5).")
     num_train_epochs: float = Field(
@@ -136,12 +145,15 @@ def write_resolved(config: SFTConfig, out_dir: Path) -> Path:
 # ------------------------------------------------------------------------------------------------- validation
 @dataclass
 class ExportSummary:
-    """What ``check_export`` found: the datasets, their record counts, the media they reference."""
+    """What ``check_export`` found: the datasets, their record counts, the media they reference; and the clips
+    the length preflight dropped (``validate``)."""
 
     data_dir: Path
     records: dict[str, int] = field(default_factory=dict)
     n_videos: int = 0
     n_audios: int = 0
+    examples: dict[str, list[artifacts.ExportRecord]] = field(default_factory=dict, repr=False)
+    dropped: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _dataset_names(value: str | None) -> list[str]:
@@ -161,6 +173,7 @@ def check_export(
     for name in datasets:
         records = artifacts.read_lf_dataset(root, name, audio_in_video=use_audio_in_video)
         summary.records[name] = len(records)
+        summary.examples[name] = records
         summary.n_videos += len(records)
         summary.n_audios += sum(r.audio is not None for r in records)
     return summary
@@ -199,7 +212,53 @@ def validate(config: SFTConfig) -> ExportSummary:
     )
     if summary.n_audios:
         check_ffmpeg()
+    check_lengths(config, summary)
     return summary
+
+
+def check_lengths(config: SFTConfig, summary: ExportSummary, *, processor=None) -> None:
+    """Preflight: each example's tokens (prompt + media + answer) from the clips' metadata, against cutoff_len.
+
+    Prints the distribution; refuses examples LLaMA-Factory would cut mid-media, or with ``on_long_clip=drop``
+    records them in ``summary.dropped`` (``prepare`` writes the datasets without them).
+    """
+    from msa_omni.lengths import ClipPrompt, load_processor, preflight
+
+    processor = processor or load_processor(config.model)
+    for name, records in summary.examples.items():
+        clips = [ClipPrompt(r.id, r.video, Prompt(system=r.system, user=r.user), r.answer) for r in records]
+        dropped = preflight(
+            processor,
+            clips,
+            config.media,
+            limit=config.cutoff_len,
+            field="cutoff_len",
+            on_long_clip=config.on_long_clip,
+            echo=lambda line, name=name: print(f"{name}: {line}", flush=True),
+        )
+        if dropped:
+            summary.dropped[name] = {c.clip_id for c in dropped}
+
+
+def write_kept_datasets(summary: ExportSummary, out_dir: Path) -> Path:
+    """The export's dataset registry and files without the dropped examples, under ``out_dir/sft_data``
+    (the media stay in the export: LLaMA-Factory's ``media_dir``)."""
+    from msa_core.jsonl import write_json_atomic
+
+    target = out_dir / artifacts.SFT_DATA_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    info = artifacts.read_dataset_info(summary.data_dir)
+    kept_info = {}
+    for name in summary.examples:
+        entry = dict(info[name])
+        records = artifacts.read_json(summary.data_dir / entry["file_name"])
+        gone = summary.dropped.get(name, set())
+        kept = [r for i, r in enumerate(records) if str(r.get("id") or f"row{i + 1}") not in gone]
+        entry["file_name"] = f"{name}.json"
+        write_json_atomic(target / entry["file_name"], kept)
+        kept_info[name] = entry
+    write_json_atomic(target / artifacts.LF_DATASET_INFO, kept_info)
+    return target
 
 
 # ---------------------------------------------------------------------------------------- LLaMA-Factory args
@@ -219,9 +278,14 @@ _OPTIONAL_KEYS = {
 
 
 def llamafactory_args(
-    config: SFTConfig, data_dir: Path, output_dir: Path, deepspeed: Path | None = None
+    config: SFTConfig,
+    data_dir: Path,
+    output_dir: Path,
+    deepspeed: Path | None = None,
+    dataset_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """LLaMA-Factory's ``train`` arguments for a recipe (absolute paths)."""
+    """LLaMA-Factory's ``train`` arguments for a recipe (absolute paths); ``dataset_dir`` holds the dataset
+    files when they are not the export's own (after the preflight dropped clips)."""
     model = Path(config.model).expanduser()
     args: dict[str, Any] = {
         "stage": "sft",
@@ -234,7 +298,7 @@ def llamafactory_args(
         "freeze_multi_modal_projector": config.freeze_multi_modal_projector,
         "freeze_language_model": config.freeze_language_model,
         "dataset": config.dataset,
-        "dataset_dir": str(data_dir),
+        "dataset_dir": str(dataset_dir or data_dir),
         "media_dir": str(data_dir),  # the export's media paths are relative to it
         # LLaMA-Factory samples at video_fps, thins to video_maxlen and passes the processor the effective rate
         # (n frames / duration): the same frames and rate msa_omni.clip_media gives GRPO and predict.
