@@ -23,10 +23,12 @@ PROBE = Path(__file__).with_name("vllm_grpo_probe.py")
 # transformers'); measured <= 2e-6 nats per token here, so 1e-4 is tight: a weight not pushed, pushed late or under
 # a wrong name shows as whole nats.
 TEXT_TOL = 1e-4
-# With the clip (video + audio-in-video, the same prompt ids on both sides): vLLM runs its own vision and audio
-# towers, which do not reproduce transformers' to float32 rounding; measured up to 0.47 nats on low-probability
-# tokens of the format-SFT'd tiny model (0.0 on its likely tokens). The check: one step moves the engine's media
-# log-probs several times further than that gap, and the gap stays bounded.
+# With the clip (video + audio-in-video, the same prompt ids on both sides): vLLM runs its own multimodal
+# path, which does not reproduce transformers' to float32 rounding: measured up to 0.47 nats on low-probability
+# tokens of the format-SFT'd tiny model (~0 on its likely tokens). Localised (not fixed): video without audio matches
+# to 3e-6, and vLLM's audio tower gives identical outputs on identical features, so the gap is in how vLLM feeds
+# the interleaved audio (its feature extraction call or TMRoPE positions). The check: one step moves the engine's
+# media log-probs several times further than that gap, and the gap stays bounded.
 MEDIA_TOL = 1.0
 
 grpo_clips = grpo_helpers.grpo_clips
