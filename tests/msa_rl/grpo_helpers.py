@@ -178,3 +178,15 @@ def scripted_generation(monkeypatch, texts_for):
 
     monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", fake)
     return calls
+
+
+@pytest.fixture(scope="session")
+def format_model_vllm(
+    tiny_vllm_model_dir: Path, grpo_clips: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """``format_model`` at hidden 128 (head_dim 32, which vLLM's CPU attention needs): the vLLM GRPO test's policy."""
+    if "format_model_vllm" not in _CACHE:
+        _CACHE["format_model_vllm"] = format_sft(
+            tiny_vllm_model_dir, grpo_clips, tmp_path_factory.mktemp("format-sft-128")
+        )
+    return _CACHE["format_model_vllm"]

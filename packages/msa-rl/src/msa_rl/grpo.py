@@ -166,6 +166,7 @@ class ClipEncoder:
             mm=mm,
             text=render_prompt(self.processor, prompt, with_video=True),
             media=media,
+            prompt=prompt,
         )
         self._cache[key] = enc
         if len(self._cache) > self.cache_size:

