@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 from msa_core import ConfigError, artifacts, polarity_of, read_mmsa
 from msa_core.recipe import load_recipe, write_resolved
+from msa_eval.tables import TABLE_COLUMNS
 from pydantic import BaseModel, ConfigDict, Field
 
 from msa_thinker.demo import (
@@ -168,18 +169,8 @@ TABLES = (
         (("grpo-no-hard", "hint-grpo"),),
     ),
 )
-# The paper's columns: Tables III-V (CH-SIMS) and Table II (MOSI); Acc2/F1 on MOSI are Non0, as papers print them.
-COLUMNS = {
-    "sims": (
-        ("acc5", "Acc5"),
-        ("acc3", "Acc3"),
-        ("acc2", "Acc2"),
-        ("f1", "F1"),
-        ("mae", "MAE"),
-        ("corr", "Corr"),
-    ),
-    "mosi": (("acc7", "Acc7"), ("acc2_non0", "Acc2"), ("f1_non0", "F1"), ("mae", "MAE"), ("corr", "Corr")),
-}
+# The paper's columns (msa_eval.tables): Acc2/F1 on MOSI are Non0, as papers print them.
+COLUMNS = TABLE_COLUMNS
 EXTRA_KEYS = ("acc3_incongruent", "acc3_congruent", "parse_failure_rate")
 
 

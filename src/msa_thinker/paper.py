@@ -40,7 +40,9 @@ class Pipeline(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vars: dict[str, str] = Field(default_factory=dict, description="Values for {name} in every string.")
-    server: str = Field("", description="The teacher server command (long-running: printed, never run).")
+    server: str = Field(
+        "", description="The teacher server command (long-running: printed, not started by --run)."
+    )
     stages: dict[str, StageSpec] = Field(default_factory=dict, description="Shared stages (e.g. distill).")
     runs: dict[str, RunSpec] = Field(
         default_factory=dict, description="Table rows: how to train, what to test."
