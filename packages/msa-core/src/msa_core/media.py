@@ -240,6 +240,19 @@ def _pick_nearest(timed: Iterator[tuple[float, av.VideoFrame]], targets: np.ndar
     return picked
 
 
+def _check_sampling(fps: float, max_frames: int | None) -> None:
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.stream.Stream:
+    if not container.streams.video:
+        raise MediaError("no video stream", file=path)
+    return container.streams.video[0]
+
+
 def sample_frames(
     path: str | Path,
     fps: float = 2.0,
@@ -252,14 +265,9 @@ def sample_frames(
     ``size=(height, width)`` resizes (the order of the array's axes).
     """
     path = Path(path)
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    _check_sampling(fps, max_frames)
     with _open(path) as container:
-        if not container.streams.video:
-            raise MediaError("no video stream", file=path)
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
 
         def timed() -> Iterator[tuple[float, av.VideoFrame]]:
@@ -301,14 +309,9 @@ def sample_model_frames(
     together in time, and TMRoPE's video positions would drift away from the audio's (25 per second).
     """
     path = Path(path)
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    _check_sampling(fps, max_frames)
     with _open(path) as container:
-        if not container.streams.video:
-            raise MediaError("no video stream", file=path)
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         duration, total = _duration(container, stream), int(stream.frames or 0)
         if total <= 0 or duration <= 0:  # no frame count or duration in the container: decode to count them
             decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
