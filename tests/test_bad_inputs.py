@@ -58,6 +58,7 @@ class Env:
         m.mkdir()
         (m / "config.json").write_text(json.dumps({"model_type": "qwen2_5_omni_thinker"}))
         (m / "tokenizer_config.json").write_text("{}")
+        (m / "media.json").write_text("{}")  # trained with the default media settings
         return m
 
     def predict(self, data: Path, *extra: str, out: Path | None = None) -> list[str]:
@@ -349,6 +350,14 @@ def _(e):
 def _(e):
     d = e.with_labels("")
     return e.predict(d), [f"{d}/label.csv", "header but no rows"]
+
+
+@case("predict: model without media.json and no media options", "eval")
+def _(e):
+    args = e.predict(e.copy())
+    model = e.tmp / "model"
+    (model / "media.json").unlink()
+    return args, [f"{model}/media.json", "not found", "give --fps, --max-frames, --video-size"]
 
 
 @case("predict: no Raw/ folder", "eval")

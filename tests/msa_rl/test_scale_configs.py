@@ -118,3 +118,15 @@ def test_a_deepspeed_recipe_without_deepspeed_installed_names_the_extra(tmp_path
     r = r.model_copy(update={"deepspeed": "configs/deepspeed/zero3.json"})
     with pytest.raises(ConfigError, match=r"uv sync --locked --extra deepspeed"):
         build_trainer(r, rows=[])
+
+
+@pytest.mark.parametrize("recipe", GRPO_RECIPES, ids=lambda p: p.name)
+def test_paper_grpo_recipes_give_the_length_preflight_sfts_budget(recipe: Path, monkeypatch) -> None:
+    """Clips too long for SFT's cutoff_len are refused before GRPO starts, not only printed."""
+    from msa_rl.sft_recipe import load_sft_config
+
+    monkeypatch.setenv("WORLD_SIZE", str(accelerate_config()["num_processes"]))
+    r = load_grpo_recipe(recipe)
+    sft = load_sft_config(ROOT / "configs" / "sft" / "qwen2.5-omni-7b-sims.yaml")
+    assert r.max_prompt_length == sft.cutoff_len - r.max_completion_length
+    assert r.on_long_clip == "error" and r.media == sft.media

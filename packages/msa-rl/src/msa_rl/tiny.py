@@ -340,6 +340,7 @@ def build_tiny_omni(out_dir: str | Path, seed: int = 0, hidden: int = TINY_HIDDE
     ``hidden`` (a multiple of 64; 4 heads): 64 by default, 128 for vLLM (head_dim 32).
     """
     import torch
+    from msa_core.media_settings import MediaSettings
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
     out = Path(out_dir)
@@ -353,4 +354,6 @@ def build_tiny_omni(out_dir: str | Path, seed: int = 0, hidden: int = TINY_HIDDE
     model.generation_config.eos_token_id = config.eos_token_id
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    # the frames its processor is built for (TINY_FRAME_SIZE): what predict reads for a model it did not train
+    MediaSettings(video_size=TINY_FRAME_SIZE).write(out)
     return out
