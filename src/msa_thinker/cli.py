@@ -237,6 +237,11 @@ def doctor(
         raise typer.Exit(1)
 
 
+from msa_thinker.analyze_cli import analyze_command  # noqa: E402
+
+app.command("analyze")(analyze_command)
+
+
 def main() -> None:
     app()
 
