@@ -224,3 +224,32 @@ def test_usage_errors_name_what_is_wrong(
         app, ["analyze", str(clip), "--model", str(model), "--out", str(tmp_path / "file")]
     )
     assert result.exit_code == 1 and "--out" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_model_gives_dc_answers_with_the_readme_line(demo_run, tmp_path: Path, monkeypatch) -> None:
+    """After `msa-thinker demo`, `msa-thinker analyze CLIP` (no --model: the demo's model) prints a DC answer."""
+    from msa_core import POLARITIES, read_mmsa
+
+    clips = read_mmsa(demo_run.out / "data" / "sims", "sims", split="test").clips[:3]
+    names = {}
+    for clip in clips:
+        name = f"{clip.video_id}-{clip.clip_id}"
+        names[name] = clip
+        shutil.copy(clip.video_path, tmp_path / f"{name}.mp4")
+        (tmp_path / f"{name}.txt").write_text(clip.text)
+    monkeypatch.chdir(demo_run.cwd)  # where `runs/demo` is, as after the README's `uv run msa-thinker demo`
+    run = runner.invoke(app, ["analyze", str(tmp_path), "--json"])
+    assert run.exit_code == 0, run.output
+    records = {Path(r["video"]).stem: r for r in _lines(run.stdout)}
+    assert {k: r["transcript"] for k, r in records.items()} == {k: c.text for k, c in names.items()}
+    assert {r["model"] for r in records.values()} == {str(demo_run.model.resolve())}
+    parsed = [r for r in records.values() if r["parse_status"] == "ok"]
+    assert parsed, [r["raw_output"] for r in records.values()]
+    for rec in parsed:
+        assert rec["polarity"] in POLARITIES and rec["think"] and -1.0 <= rec["score"] <= 1.0
+    first = parsed[0]
+    text = runner.invoke(app, ["analyze", first["video"]])
+    assert text.exit_code == 0, text.output
+    assert f"polarity:  {first['polarity']}" in text.stdout and f"reasoning: {first['think']}" in text.stdout
+    assert f"score:     {first['score']:g} on the sims scale (-1 to 1)" in text.stdout
