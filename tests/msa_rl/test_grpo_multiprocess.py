@@ -173,9 +173,7 @@ def test_batch_check_counts_every_process(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "zero", [None, "zero2", "zero3"], ids=["ddp", "deepspeed-zero2", "deepspeed-zero3"]
-)
+@pytest.mark.parametrize("zero", [None, "zero2", "zero3"], ids=["ddp", "deepspeed-zero2", "deepspeed-zero3"])
 def test_two_process_hint_grpo(
     zero: str | None, format_model: Path, grpo_clips: Path, tmp_path: Path, request
 ) -> None:
@@ -208,7 +206,9 @@ def test_two_process_hint_grpo(
     assert hinted_ranks[1] == {0} and hinted_ranks[2] == {0, 1}
     assert all(math.isfinite(line["kl"]) and math.isfinite(line["loss"]) for line in lines)
     assert (out / "config.json").is_file()
-    if zero is not None:  # ZeRO-3: stage3_gather_16bit_weights_on_model_save; a whole, loadable model, not shards
+    if (
+        zero is not None
+    ):  # ZeRO-3: stage3_gather_16bit_weights_on_model_save; a whole, loadable model, not shards
         from msa_omni import load_thinker
 
         model, _ = load_thinker(out)
