@@ -570,3 +570,64 @@ def _fill_transcripts(jobs: list[_Job], given: str | None, transcribe: bool, gen
             job.transcript = Transcript(
                 " ".join(text.split()), "transcribed", f"by the model ({TRANSCRIBE_PROMPT.version})"
             )
+
+
+class Analyst:
+    """One loaded model answering one clip at a time (the app); the same steps as ``analyze``."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        backend: str = "hf",
+        max_new_tokens: int = 256,
+        dtype: str = "auto",
+        device: str = "auto",
+    ):
+        from msa_omni import check_thinker_dir
+
+        model_dir = resolve_model(model)
+        check_thinker_dir(model_dir)
+        self.media = trained_media(model_dir)
+        self.settings = AnalyzeSettings(
+            model=str(model_dir.resolve()),
+            scale="sims",
+            backend=backend,
+            max_new_tokens=max_new_tokens,
+            batch_size=1,
+            dtype=dtype,
+            device=device,
+        )
+        self.generator = _Lazy(self.settings, self.media, Path(tempfile.mkdtemp(prefix="msa-analyst-")))
+
+    def _load(self, video: str | Path) -> _Job:
+        path = Path(video)
+        job = _Job(path, _clip_key(path))
+        summary = AnalyzeSummary()
+        if not _load_batch([job], self.media, self.generator, summary, None):
+            raise MediaError(summary.skips[0].detail, file=path)
+        return job
+
+    def transcribe(self, video: str | Path) -> Transcript:
+        """The clip's speech as the model hears it (``--transcribe``); source ``none`` for a clip without audio."""
+        job = self._load(video)
+        _fill_transcripts([job], None, True, self.generator)
+        assert job.transcript is not None
+        return job.transcript
+
+    def analyze(
+        self,
+        video: str | Path,
+        *,
+        scale: str = "sims",
+        transcript: str | None = None,
+        transcribe: bool = False,
+    ) -> dict[str, Any]:
+        """One clip's record, as ``analyze`` writes it; an empty ``transcript`` counts as none given."""
+        spec = get_spec(scale)
+        job = self._load(video)
+        _fill_transcripts(
+            [job], transcript if transcript and transcript.strip() else None, transcribe, self.generator
+        )
+        ((job, raw),) = list(_generate(self.generator, [job], spec))
+        return make_record(job, raw, spec, self.media, self.settings.model)
