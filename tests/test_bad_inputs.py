@@ -560,7 +560,15 @@ WRITERS: dict[str, tuple[str, str, Callable[[Env, str], list[str]]]] = {
     "grpo output_dir": (
         "rl",
         "output_dir",
-        lambda e, p: ["grpo", "--set", "model=m", "--set", f"data={e.data}", "--set", f"output_dir={p}"],
+        lambda e, p: [
+            "grpo",
+            "--set",
+            f"model={e.fake_model()}",
+            "--set",
+            f"data={e.data}",
+            "--set",
+            f"output_dir={p}",
+        ],
     ),
     "train output_dir": (
         "rl",
@@ -613,7 +621,15 @@ LOCKED: dict[str, tuple[str, Callable[[Env, Path], list[str]]]] = {
     "sft": ("rl", lambda e, o: ["sft", "--set", f"output_dir={o}"]),
     "grpo": (
         "rl",
-        lambda e, o: ["grpo", "--set", "model=m", "--set", f"data={e.data}", "--set", f"output_dir={o}"],
+        lambda e, o: [
+            "grpo",
+            "--set",
+            f"model={e.fake_model()}",
+            "--set",
+            f"data={e.data}",
+            "--set",
+            f"output_dir={o}",
+        ],
     ),
     "train": (
         "rl",

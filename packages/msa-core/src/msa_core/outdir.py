@@ -7,6 +7,7 @@ path and the option (instead of an OSError traceback half-way through a run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -20,12 +21,7 @@ def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
 
     ``option`` is how the user named the path (``--out``, ``OUT_DIR``, ``output_dir``): the message names it."""
     path = Path(path).expanduser()
-    for parent in (path, *path.parents):
-        if parent.exists() and not parent.is_dir():
-            where = "is a file" if parent == path else f"is under {parent}, which is a file"
-            raise OutputPathError(f"{option} {where}, not a folder; choose another {option}", file=path)
-        if parent.exists():
-            break
+    _check_ancestors(path, option)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -33,6 +29,34 @@ def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
             f"cannot create the {option} folder ({exc.strerror or exc}); choose a writable {option}",
             file=path,
         ) from None
+    _probe(path, option)
+    return path
+
+
+def check_writable_dir(path: str | Path, option: str = "--out") -> Path:
+    """The same check as ``ensure_writable_dir`` for a command that reads its inputs first and must leave no
+    trace when they are bad: the folders it had to create for the check are removed again."""
+    path = Path(path).expanduser()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        ensure_writable_dir(path, option)
+    finally:
+        for folder in missing:  # deepest first; only the empty folders made just now
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return path
+
+
+def _check_ancestors(path: Path, option: str) -> None:
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == path else f"is under {parent}, which is a file"
+            raise OutputPathError(f"{option} {where}, not a folder; choose another {option}", file=path)
+        if parent.exists():
+            break
+
+
+def _probe(path: Path, option: str) -> None:
     if not os.access(path, os.W_OK | os.X_OK):
         raise OutputPathError(f"{option} folder is not writable; choose a writable {option}", file=path)
     try:  # os.access can be wrong (root, ACLs, read-only mounts): try for real
@@ -44,7 +68,6 @@ def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
             f"cannot write into the {option} folder ({exc.strerror or exc}); choose a writable {option}",
             file=path,
         ) from None
-    return path
 
 
 def ensure_writable_file(path: str | Path, option: str) -> Path:
