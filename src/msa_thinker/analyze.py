@@ -17,6 +17,7 @@ the clips already there (same path and same bytes) and refuses other settings.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
@@ -39,7 +40,7 @@ from msa_core import (
 )
 from msa_core.jsonl import read_jsonl, write_json_atomic
 from msa_core.media_settings import MediaSettings
-from msa_core.outdir import ensure_writable_dir
+from msa_core.outdir import claim_output_dir
 from msa_core.skipped import Skip, describe, media_reason
 from msa_core.spec import DatasetSpec
 
@@ -332,7 +333,6 @@ def _clip_key(video: Path) -> str:
 
 def _open_out(out: Path, identity: dict[str, Any], overwrite: bool) -> tuple[Path, set[str]]:
     """``OUT/analysis.jsonl`` and the keys already in it; refuses a folder of another kind or other settings."""
-    out = ensure_writable_dir(out, "--out")
     records, settings_path = out / ANALYSIS_FILE, out / SETTINGS_FILE
     if records.exists() and not settings_path.is_file():
         raise DataError(
@@ -428,10 +428,29 @@ def analyze(
         max_model_len=max_model_len,
     )
     summary = AnalyzeSummary(total=len(paths))
-    done: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        done: set[str] = set()
+        if out is not None:  # checked and locked before any work: one analyze per --out folder
+            stack.enter_context(claim_output_dir(out, "--out"))
+            summary.out_file, done = _open_out(Path(out), settings.identity(media), overwrite)
+        _run(paths, done, summary, settings, media, spec, out, transcript, transcribe, on_record, on_skip)
+    return summary
+
+
+def _run(
+    paths: list[Path],
+    done: set[str],
+    summary: AnalyzeSummary,
+    settings: AnalyzeSettings,
+    media: MediaSettings,
+    spec: DatasetSpec,
+    out: str | Path | None,
+    transcript: str | None,
+    transcribe: bool,
+    on_record: Callable[[dict[str, Any]], None] | None,
+    on_skip: Callable[[Skip], None] | None,
+) -> None:
     appender = None
-    if out is not None:
-        summary.out_file, done = _open_out(Path(out), settings.identity(media), overwrite)
     jobs = []
     for video in paths:
         try:
@@ -444,13 +463,13 @@ def analyze(
         else:
             jobs.append(_Job(video, key))
     if not jobs:
-        return summary
+        return
     work_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="msa-analyze-"))
     generator = _Lazy(settings, media, work_dir)
     if summary.out_file is not None:
         appender = JsonlAppender(summary.out_file)
     try:
-        for batch in _batches(jobs, batch_size):
+        for batch in _batches(jobs, settings.batch_size):
             ready = _load_batch(batch, media, generator, summary, on_skip)
             _fill_transcripts(ready, transcript, transcribe, generator)
             if not ready:
@@ -467,7 +486,6 @@ def analyze(
     finally:
         if appender is not None:
             appender.close()
-    return summary
 
 
 class _Lazy:

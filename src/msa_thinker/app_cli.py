@@ -37,4 +37,4 @@ def app_command(
         raise typer.Exit(2) from None
     except MSAError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
