@@ -464,8 +464,10 @@ def _run(
             jobs.append(_Job(video, key))
     if not jobs:
         return
-    work_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="msa-analyze-"))
-    generator = _Lazy(settings, media, work_dir)
+    scratch = tempfile.TemporaryDirectory(
+        prefix="msa-analyze-"
+    )  # the vLLM engine's model folder, without --out
+    generator = _Lazy(settings, media, Path(out) if out is not None else Path(scratch.name))
     if summary.out_file is not None:
         appender = JsonlAppender(summary.out_file)
     try:
@@ -486,6 +488,7 @@ def _run(
     finally:
         if appender is not None:
             appender.close()
+        scratch.cleanup()
 
 
 class _Lazy:
