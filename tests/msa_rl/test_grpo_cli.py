@@ -53,6 +53,8 @@ def test_unknown_keys_and_bad_values_name_the_key(tmp_path: Path) -> None:
         load_grpo_recipe(None, ["per_device_train_batch_size=6"])
     with pytest.raises(ConfigError, match=r"rewards\.score"):
         load_grpo_recipe(None, ["rewards.score=.nan"])
+    with pytest.raises(ConfigError, match=r"unknown key 'reward_coupling\.format'"):
+        load_grpo_recipe(DEMO, ["reward_coupling.format=true"])
 
 
 def test_every_field_has_a_default_and_help() -> None:
@@ -70,6 +72,9 @@ def test_paper_recipe_and_ablations() -> None:
         "cosine",
     )
     assert paper.rewards.as_list() == [1.0, 1.0, 1.0] and paper.hint and not paper.drop_hard
+    # the paper's reward coupling, written out in the recipe and equal to the defaults
+    assert paper.reward_coupling == GRPORecipe().reward_coupling
+    assert paper.reward_coupling.model_dump() == {"require_format": False, "score_requires_polarity": True}
     assert paper.use_vllm and paper.deepspeed == "configs/deepspeed/zero3.json"
     assert (ROOT / paper.deepspeed).is_file()
     no_hint = load_grpo_recipe(ROOT / "configs/grpo/ablation-no-hint.yaml")
@@ -96,12 +101,19 @@ def test_cli_errors_are_clean(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     result = runner.invoke(app, ["grpo", "--config", str(DEMO), "--set", "model="])
     assert result.exit_code == 1 and "model is not set" in result.output
+    result = runner.invoke(app, ["grpo", "--set", f"model={tmp_path}", "--set", f"data={tmp_path}"])
+    assert result.exit_code == 1 and f"model path {tmp_path} has no config.json" in result.output
+    assert "not a Hugging Face checkpoint" in result.output  # the same check as SFT's, before any model loads
+    model = tmp_path / "model"  # passes the checkpoint check: the data check comes next
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "qwen2_5_omni_thinker"}')
+    (model / "tokenizer_config.json").write_text("{}")
     result = runner.invoke(
         app,
         [
             "grpo",
             "--set",
-            f"model={tmp_path}",
+            f"model={model}",
             "--set",
             f"data={tmp_path / 'none'}",
             "--set",
