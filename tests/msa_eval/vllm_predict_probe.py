@@ -197,6 +197,7 @@ def main() -> None:
 
     result["plugin_state"] = dict(vllm_plugin.STATE)
     result["positions"] = {}
+    t0 = time.perf_counter()
     long_paths = {f"{n}s": write_long_clip(out / f"long-{n}s.mp4", n) for n in LONG_CLIPS_S}
     for name, path in {"2s": clip.video_path, **long_paths}.items():
         prompt = build_prompt(clip.text, spec)
@@ -220,6 +221,7 @@ def main() -> None:
             "answers": [hf_answer[0], vl_answer[0]],
             "completions": [hf.last_completion_token_ids[0], vl.last_completion_token_ids[0]],
         }
+    seconds["position_cases"] = time.perf_counter() - t0
 
     model_config = vl.llm.llm_engine.vllm_config.model_config
     result["max_model_len"] = model_config.max_model_len
