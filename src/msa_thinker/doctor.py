@@ -75,7 +75,7 @@ def check_ffmpeg() -> Check:
 
 
 def check_sft_env(root: Path | None) -> Check:
-    from msa_rl.envs import sft_env_path, sft_env_ready, sft_python
+    from msa_core.envs import sft_env_path, sft_env_ready, sft_python
 
     if root is None:
         return Check(
@@ -176,7 +176,7 @@ def check_audio_in_video() -> Check:
 
 
 def run_checks(echo: Callable[[str], None] = print, *, audio: bool = True) -> list[Check]:
-    from msa_rl.envs import workspace_root
+    from msa_core.envs import workspace_root
 
     try:
         root: Path | None = workspace_root()

@@ -238,7 +238,7 @@ LF_CHECK = textwrap.dedent(
 def test_llamafactory_loads_the_export_with_qwen2_omni(exported, tmp_path):
     """LLaMA-Factory (SFT env) reads the export: media, audio tokens, the student's exact prompt."""
     to, clips, _ = exported
-    from msa_rl.envs import ensure_sft_env
+    from msa_core.envs import ensure_sft_env
 
     # A fresh clone has no SFT environment yet: create it as `msa-rl sft` would (a no-op once it exists).
     ensure_sft_env(quiet=True)

