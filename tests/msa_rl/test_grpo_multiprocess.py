@@ -7,9 +7,10 @@ takes 3 clips = 12 rows, rows 0-5 on rank 0 and 6-11 on rank 1, so the second gr
 Order [neg, pos, pos, pos, neg, pos]: step 1 (and 3) has its one hard group on rank 0 only (rank 1 has no hard rows
 and must still join the hint generation), step 2 has the straddling group hard (hinted rows on both ranks).
 ``rollout_log`` writes each process's rows per step; the test recomputes rewards from those completions.
-The same construction runs ``hard_group_strategy: dynamic_sampling``: with the paper's reward coupling a negative
-clip's group earns the format reward alone in every row (no spread), so it is sampled again on rank 0 only in step 1
-(rank 1 joins each round's generation and reward gather) and on both ranks in step 2.
+The same construction runs ``hard_group_strategy: dynamic_sampling`` with the format weight at 0 (the format model's
+answers are sometimes malformed, which would give a group spread): a negative clip's group then earns nothing in every
+row (wrong polarity, and no score without it), so it is sampled again on rank 0 only in step 1 (rank 1 joins each
+round's generation and reward gather) and on both ranks in step 2, and dropped after K rounds.
 """
 
 from __future__ import annotations
@@ -162,14 +163,15 @@ def check_step(rows: list[dict], metrics: dict, spec) -> list[bool]:
     return hard
 
 
-def check_dynamic_step(rows: list[dict], metrics: dict, max_resamples: int) -> list[bool]:
+def check_dynamic_step(
+    rows: list[dict], metrics: dict, max_resamples: int, weights: torch.Tensor
+) -> list[bool]:
     """Dynamic sampling: exactly the groups without spread in the first pass were sampled again (no hint), each
     until it had spread or K rounds were done, and dropped only then; the logged counts and reward means agree
     with the gathered completions. Returns the per-group resampled flags."""
     n = PROCS * PER_DEVICE
     assert [r["index"] for r in rows] == list(range(n))
     labels, datasets = [r["label"] for r in rows], [r["dataset"] for r in rows]
-    weights = torch.ones(3)
     first = torch.tensor(reward_components([r["first_completion"] for r in rows], labels, datasets))
     final = torch.tensor(reward_components([r["completion"] for r in rows], labels, datasets))
     flat_first = zero_std_groups(weighted_totals(first, weights), G).tolist()
@@ -232,7 +234,7 @@ def test_two_process_hint_grpo(
     steps = [1, 2, 3]
     if strategy == "dynamic_sampling":
         steps = [1, 2]
-        sets += ("max_resamples=2", "max_steps=2")
+        sets += ("max_resamples=2", "max_steps=2", "rewards.format=0.0")
     if zero is not None:
         sets += (f"deepspeed=configs/deepspeed/{zero}.json",)
         accelerate = request.getfixturevalue("deepspeed_accelerate")
@@ -248,11 +250,17 @@ def test_two_process_hint_grpo(
     rollouts = read_rollouts(out)
     assert sorted(rollouts) == steps
     if strategy == "dynamic_sampling":
-        resampled = {step: check_dynamic_step(rows, lines[step - 1], 2) for step, rows in rollouts.items()}
+        weights = torch.tensor([0.0, 1.0, 1.0])
+        resampled = {
+            step: check_dynamic_step(rows, lines[step - 1], 2, weights) for step, rows in rollouts.items()
+        }
         # the construction: step 1 resampled only on rank 0, step 2 the group that straddles the ranks
         assert resampled[1] == [True, False, False] and resampled[2] == [False, True, False]
         ranks = {step: {r["rank"] for r in rows if r["resampled"]} for step, rows in rollouts.items()}
         assert ranks[1] == {0} and ranks[2] == {0, 1}
+        # the model always answers 'positive': a negative clip's group never gets spread and leaves the batch
+        assert [line["groups/dropped"] for line in lines] == [1, 1]
+        assert [line["resample_rounds"] for line in lines] == [2, 2]
         return
     spec = get_spec("sims")
     hard = {step: check_step(rows, lines[step - 1], spec) for step, rows in rollouts.items()}
