@@ -237,6 +237,13 @@ def doctor(
         raise typer.Exit(1)
 
 
+from msa_thinker.analyze_cli import analyze_command  # noqa: E402
+from msa_thinker.publish_model_cli import publish_model_command  # noqa: E402
+
+app.command("analyze")(analyze_command)
+app.command("publish-model")(publish_model_command)
+
+
 def main() -> None:
     app()
 

@@ -299,7 +299,9 @@ def _last_reward(out: Path) -> str:
     # The policy's own reward, before hints (Fig. 3's curve): the post-hint total contains the true polarity.
     key = "reward/total_sampled"
     rewards = [r[key] for r in rows if isinstance(r.get(key), int | float)]
-    return f", sampled reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+    return (
+        f", sampled reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+    )
 
 
 def stage_grpo_hint(ctx: StageContext) -> str:
