@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 
 import yaml
 from msa_core import ConfigError, artifacts, polarity_of, read_mmsa
+from msa_core.outdir import claim_output_dir, clear_own_folder
 from msa_core.recipe import load_recipe, write_resolved
 from msa_eval.tables import TABLE_COLUMNS
 from pydantic import BaseModel, ConfigDict, Field
@@ -732,19 +732,19 @@ def run_mini_repro(
 
     console = console or Console(file=sys.stdout)
     paths = MiniPaths(Path(out).resolve())
-    if fresh and paths.out.exists():
-        shutil.rmtree(paths.out)
-    paths.out.mkdir(parents=True, exist_ok=True)
-    _check_same_recipe(paths.out, recipe)
-    write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
-    # The report covers the seeds of this call: it is always made again.
-    (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
-    offline_cpu_environment(recipe.threads)
-    run = run_stages(
-        stages(paths, recipe),
-        paths.out,
-        lambda log, log_path: StageContext(paths, recipe, log, log_path),
-        console=console,
-        until=until,
-    )
+    with claim_output_dir(paths.out, "--out"):  # checked before any work; one mini-repro per folder
+        if fresh:
+            clear_own_folder(paths.out, "mini-repro", artifacts.MINI_REPRO_RECIPE)
+        _check_same_recipe(paths.out, recipe)
+        write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
+        # The report covers the seeds of this call: it is always made again.
+        (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
+        offline_cpu_environment(recipe.threads)
+        run = run_stages(
+            stages(paths, recipe),
+            paths.out,
+            lambda log, log_path: StageContext(paths, recipe, log, log_path),
+            console=console,
+            until=until,
+        )
     return MiniReproResult(paths.out, paths.report, paths.results, run)
