@@ -84,3 +84,41 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     return DemoRun(cwd, out, process)
+
+
+_HOLD_SCRIPT = """
+import sys
+from msa_core.lock import OutputLock
+lock = OutputLock(sys.argv[1], command=sys.argv[2]).acquire()
+print("locked", flush=True)
+sys.stdin.read()  # hold until the test closes stdin (or kills us)
+lock.release()
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(folder, command)``: a second real process that holds ``folder``'s output lock (msa_core.lock) until
+    the test ends; returns its Popen (kill it with SIGKILL to leave a stale lock behind)."""
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen] = []
+
+    def hold(folder: Path, command: str = "msa-eval predict --out elsewhere") -> subprocess.Popen:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_SCRIPT, str(folder), command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    for proc in started:
+        if proc.poll() is None:
+            proc.stdin.close()
+            proc.wait(timeout=10)

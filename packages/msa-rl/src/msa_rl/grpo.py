@@ -24,6 +24,7 @@ from msa_core import (
     get_spec,
     read_mmsa,
 )
+from msa_core.outdir import check_writable_dir, claim_output_dir
 
 from msa_rl.grpo_config import GRPORecipe, is_main_process, resolve_dtype, to_trl_args, write_resolved
 
@@ -262,8 +263,8 @@ def build_trainer(
         processing_class=processor,
         row_encoder=encoder,
         hint_settings=HintSettings(
-            hint=recipe.hint,
-            drop_hard=recipe.drop_hard,
+            strategy=recipe.hard_group_strategy,
+            max_resamples=recipe.max_resamples,
             hard_rule=recipe.hard_rule,
             hard_threshold=recipe.hard_threshold,
         ),
@@ -276,10 +277,21 @@ def build_trainer(
 
 def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrides: Any) -> Path:
     """Train, resuming when asked or when checkpoints exist; the final model + processor land in output_dir."""
-    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+    from msa_omni import check_thinker_dir
 
     recipe.require_inputs()
+    check_writable_dir(recipe.output_dir, "output_dir")  # before any work (no folder is left behind)
+    check_thinker_dir(recipe.model)  # the same "not a Hugging Face checkpoint" check as SFT's
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
+    with claim_output_dir(recipe.output_dir, "output_dir"):  # one job per folder
+        return _run_grpo(recipe, rows, callbacks, trl_overrides)
+
+
+def _run_grpo(
+    recipe: GRPORecipe, rows: list[dict[str, Any]], callbacks: list | None, trl_overrides: dict[str, Any]
+) -> Path:
+    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+
     rows = check_prompt_lengths(recipe, rows)
     out = Path(recipe.output_dir)
     checkpoint = resolve_resume(recipe)
