@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cot_distill.cli import app as distill_app
 from cot_distill.standin import ServerThread, StandInTeacher, parse_faults
+from msa_core import MediaSettings
 from msa_eval.cli import app as eval_app
 from msa_rl.cli import app as rl_app
 from typer.testing import CliRunner
@@ -62,6 +63,7 @@ class Env:
         m.mkdir()
         (m / "config.json").write_text(json.dumps({"model_type": "qwen2_5_omni_thinker"}))
         (m / "tokenizer_config.json").write_text("{}")
+        MediaSettings().write(m)  # media.json, as every trained checkpoint has
         return m
 
     def predict(self, data: Path, *extra: str, out: Path | None = None) -> list[str]:
@@ -578,6 +580,11 @@ WRITERS: dict[str, tuple[str, str, Callable[[Env, str], list[str]]]] = {
     "make-data OUT_DIR": ("thinker", "OUT_DIR", lambda e, p: ["make-data", p, "--n", "3"]),
     "demo --out": ("thinker", "--out", lambda e, p: ["demo", "--out", p]),
     "mini-repro --out": ("thinker", "--out", lambda e, p: ["mini-repro", "--quick", "--out", p]),
+    "analyze --out": (
+        "thinker",
+        "--out",
+        lambda e, p: ["analyze", str(e.data / "Raw"), "--model", str(e.fake_model()), "--out", p],
+    ),
 }
 
 
@@ -637,6 +644,10 @@ LOCKED: dict[str, tuple[str, Callable[[Env, Path], list[str]]]] = {
     ),
     "demo": ("thinker", lambda e, o: ["demo", "--out", str(o)]),
     "mini-repro": ("thinker", lambda e, o: ["mini-repro", "--quick", "--out", str(o)]),
+    "analyze": (
+        "thinker",
+        lambda e, o: ["analyze", str(e.data / "Raw"), "--model", str(e.fake_model()), "--out", str(o)],
+    ),
 }
 
 

@@ -17,6 +17,7 @@ the clips already there (same path and same bytes) and refuses other settings.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
@@ -39,7 +40,7 @@ from msa_core import (
 )
 from msa_core.jsonl import read_jsonl, write_json_atomic
 from msa_core.media_settings import MediaSettings
-from msa_core.outdir import ensure_writable_dir
+from msa_core.outdir import claim_output_dir, ensure_writable_dir
 from msa_core.skipped import Skip, describe, media_reason
 from msa_core.spec import DatasetSpec
 
@@ -427,47 +428,50 @@ def analyze(
         device=device,
         max_model_len=max_model_len,
     )
-    summary = AnalyzeSummary(total=len(paths))
-    done: set[str] = set()
-    appender = None
-    if out is not None:
-        summary.out_file, done = _open_out(Path(out), settings.identity(media), overwrite)
-    jobs = []
-    for video in paths:
-        try:
-            key = _clip_key(video)
-        except MediaError as exc:
-            _skip(summary, video, exc, on_skip)
-            continue
-        if key in done:
-            summary.already_done += 1
-        else:
-            jobs.append(_Job(video, key))
-    if not jobs:
-        return summary
-    work_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="msa-analyze-"))
-    generator = _Lazy(settings, media, work_dir)
-    if summary.out_file is not None:
-        appender = JsonlAppender(summary.out_file)
-    try:
-        for batch in _batches(jobs, batch_size):
-            ready = _load_batch(batch, media, generator, summary, on_skip)
-            _fill_transcripts(ready, transcript, transcribe, generator)
-            if not ready:
+    # one analyze per --out folder (checked, then locked, before a model loads)
+    claim = claim_output_dir(out, "--out") if out is not None else contextlib.nullcontext()
+    with claim:
+        summary = AnalyzeSummary(total=len(paths))
+        done: set[str] = set()
+        appender = None
+        if out is not None:
+            summary.out_file, done = _open_out(Path(out), settings.identity(media), overwrite)
+        jobs = []
+        for video in paths:
+            try:
+                key = _clip_key(video)
+            except MediaError as exc:
+                _skip(summary, video, exc, on_skip)
                 continue
-            for job, raw in _generate(generator, ready, spec):
-                rec = make_record(job, raw, spec, media, settings.model)
-                summary.analysed += 1
-                summary.parse_failures += rec["parse_failed"]
-                if appender is not None:
-                    appender.append(rec)
-                if on_record:
-                    on_record(rec)
-                job.media = None  # frames of a finished clip are not kept
-    finally:
-        if appender is not None:
-            appender.close()
-    return summary
+            if key in done:
+                summary.already_done += 1
+            else:
+                jobs.append(_Job(video, key))
+        if not jobs:
+            return summary
+        work_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="msa-analyze-"))
+        generator = _Lazy(settings, media, work_dir)
+        if summary.out_file is not None:
+            appender = JsonlAppender(summary.out_file)
+        try:
+            for batch in _batches(jobs, batch_size):
+                ready = _load_batch(batch, media, generator, summary, on_skip)
+                _fill_transcripts(ready, transcript, transcribe, generator)
+                if not ready:
+                    continue
+                for job, raw in _generate(generator, ready, spec):
+                    rec = make_record(job, raw, spec, media, settings.model)
+                    summary.analysed += 1
+                    summary.parse_failures += rec["parse_failed"]
+                    if appender is not None:
+                        appender.append(rec)
+                    if on_record:
+                        on_record(rec)
+                    job.media = None  # frames of a finished clip are not kept
+        finally:
+            if appender is not None:
+                appender.close()
+        return summary
 
 
 class _Lazy:
