@@ -478,6 +478,55 @@ def _(e):
     return ["score", str(path), "--dataset", "imdb"], ["unknown dataset 'imdb'"]
 
 
+@case("score: rows of another dataset than --dataset", "eval")
+def _(e):
+    path = e.preds([{**r, "dataset": "sims"} for r in _rows()], name="preds.jsonl")
+    return ["score", str(path), "--dataset", "mosi"], [
+        f"{path}, line 1",
+        "column 'dataset'",
+        "rows say dataset 'sims' but --dataset is 'mosi'",
+    ]
+
+
+@case("score: a file that mixes datasets", "eval")
+def _(e):
+    rows = [{**r, "dataset": "sims"} for r in _rows()]
+    rows[2]["dataset"] = "simsv2"
+    path = e.preds(rows, name="preds.jsonl")
+    return ["score", str(path), "--dataset", "sims"], [f"{path}, line 3", "mixes datasets (sims, simsv2)"]
+
+
+@case("score: file named after another dataset", "eval")
+def _(e):
+    path = e.preds(_rows(), name="mosi.jsonl")
+    return ["score", str(path), "--dataset", "sims"], [str(path), "named mosi.jsonl but --dataset is 'sims'"]
+
+
+@case("report: CH-SIMS rows saved as mosi.jsonl", "eval")
+def _(e):
+    path = e.preds([{**r, "dataset": "sims"} for r in _rows()], name="mosi.jsonl")
+    return ["report", str(path.parent), "--out", str(e.tmp / "r")], [
+        f"{path}, line 1",
+        "rows say dataset 'sims' but its file name is 'mosi'",
+    ]
+
+
+@case("report: a file that mixes datasets", "eval")
+def _(e):
+    rows = [{**r, "dataset": "sims"} for r in _rows()]
+    rows[1]["dataset"] = "mosi"
+    path = e.preds(rows)
+    return ["report", str(path.parent), "--out", str(e.tmp / "r")], [f"{path}, line 2", "mixes datasets"]
+
+
+@case("report: --baseline names no run", "eval", code=2)
+def _(e):
+    run = e.preds(_rows()).parent
+    return ["report", str(run), "--out", str(e.tmp / "r"), "--baseline", "nope"], [
+        "--baseline 'nope' is not one of the runs (run)"
+    ]
+
+
 @case("report: run folder missing", "eval")
 def _(e):
     return ["report", str(e.tmp / "gone"), "--out", str(e.tmp / "r")], [
