@@ -674,7 +674,7 @@ _output_path_cases()
 LOCKED: dict[str, tuple[str, Callable[[Env, Path], list[str]]]] = {
     "generate": ("distill", lambda e, o: e.generate(e.data, "--out", str(o))),
     "predict": ("eval", lambda e, o: e.predict(e.data, out=o)),
-    "sft": ("rl", lambda e, o: ["sft", "--set", f"output_dir={o}"]),
+    "sft": ("rl", lambda e, o: ["sft", "--set", f"model={e.fake_model()}", "--set", f"output_dir={o}"]),
     "grpo": (
         "rl",
         lambda e, o: [
@@ -717,6 +717,81 @@ def _lock_cases() -> None:
 
 
 _lock_cases()
+
+
+# --------------------------------------------------------------------- defaults, models and the Hub (offline)
+@case("train: no data refuses instead of using the stage recipes' data", "rl")
+def _(e):
+    return ["train", "--set", f"output_dir={e.tmp / 't'}"], ["data is not set", "--set data=DIR"]
+
+
+@case("train: data set to an empty string", "rl")
+def _(e):
+    return ["train", "--set", "data=", "--set", f"output_dir={e.tmp / 't'}"], ["data is not set"]
+
+
+@case("sft: no model prints the default and fails fast offline naming it", "rl")
+def _(e):
+    return ["sft", "--set", f"output_dir={e.tmp / 's'}"], [
+        "note: model is not set (recipe file or --set): using the default 'Qwen/Qwen2.5-Omni-7B'",
+        "model 'Qwen/Qwen2.5-Omni-7B' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+    ]
+
+
+@case("sft: a model path that does not exist", "rl")
+def _(e):
+    return ["sft", "--set", f"model={e.tmp / 'nope'}", "--set", f"output_dir={e.tmp / 's'}"], [
+        f"model path {e.tmp}/nope does not exist"
+    ]
+
+
+@case("grpo: model is not a model", "rl")
+def _(e):
+    return [
+        "grpo",
+        "--set",
+        "model=NOT_A_MODEL",
+        "--set",
+        f"data={e.data}",
+        "--set",
+        f"output_dir={e.tmp}/g",
+    ], ["model path NOT_A_MODEL does not exist"]
+
+
+@case("grpo: model folder is not a Hugging Face checkpoint", "rl")
+def _(e):
+    return [
+        "grpo",
+        "--set",
+        f"model={e.data}",
+        "--set",
+        f"data={e.data}",
+        "--set",
+        f"output_dir={e.tmp}/g",
+    ], [f"model path {e.data} has no config.json: not a Hugging Face checkpoint"]
+
+
+@case("grpo: a Hub model offline fails fast naming it", "rl")
+def _(e):
+    return [
+        "grpo",
+        "--set",
+        "model=org/absent-model",
+        "--set",
+        f"data={e.data}",
+        "--set",
+        f"output_dir={e.tmp}/g",
+    ], [
+        "model 'org/absent-model' is not in the local Hugging Face cache",
+        "HF_HUB_OFFLINE",
+    ]
+
+
+@case("predict: a Hub model offline fails fast naming it", "eval")
+def _(e):
+    argv = e.predict(e.data)
+    argv[argv.index("--model") + 1] = "org/absent-model"
+    return argv, ["model 'org/absent-model' is not in the local Hugging Face cache"]
 
 
 # ------------------------------------------------------------------------------------------------------ fixtures

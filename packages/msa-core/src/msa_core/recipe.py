@@ -126,6 +126,17 @@ def load_recipe(
     return validate(cls, data, str(path) if path is not None else "defaults", overrides)
 
 
+def unchosen_defaults(recipe: BaseModel, fields: tuple[str, ...]) -> list[str]:
+    """One line per field in ``fields`` that neither the recipe file (nor what it extends) nor a ``--set`` gave:
+    the run prints them at its start, so that a default the user did not choose (the 7B model, an output folder
+    relative to the working directory) is never used silently."""
+    return [
+        f"{name} is not set (recipe file or --set): using the default {getattr(recipe, name)!r}"
+        for name in fields
+        if name not in recipe.model_fields_set
+    ]
+
+
 def write_resolved(recipe: BaseModel, path: str | Path) -> Path:
     """Write the resolved recipe (atomically) so a run records exactly what it ran with."""
     out = Path(path)

@@ -13,7 +13,14 @@ from typing import Any
 
 from msa_core import ConfigError, artifacts
 from msa_core.outdir import claim_output_dir
-from msa_core.recipe import deep_merge, load_recipe, read_recipe_yaml, validate, write_resolved
+from msa_core.recipe import (
+    deep_merge,
+    load_recipe,
+    read_recipe_yaml,
+    unchosen_defaults,
+    validate,
+    write_resolved,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from msa_rl.grpo_config import GRPORecipe
@@ -103,13 +110,26 @@ def sft_done(sft_dir: Path) -> bool:
     return (sft_dir / "config.json").is_file() and any((sft_dir / f).is_file() for f in MODEL_FILES)
 
 
-def run_train(recipe: TrainRecipe, *, base: Path | None = None, echo=None) -> Path:
-    """SFT (unless skipped or already done), then Hint-GRPO from its output; returns the GRPO output directory."""
+def run_train(recipe: TrainRecipe, *, base: Path | None = None, echo=None, note=None) -> Path:
+    """SFT (unless skipped or already done), then Hint-GRPO from its output; returns the GRPO output directory.
+
+    ``data`` must be given (the stage recipes' own data would silently train on something else); ``note(line)``
+    hears every default the user did not choose, before any work."""
     from msa_rl.grpo import run_grpo
     from msa_rl.sft import run_sft
 
+    if not recipe.data.strip():
+        raise ConfigError(
+            "data is not set: add `--set data=DIR` (a cot-distill export) or `data:` in the train recipe; the "
+            "stage recipes' own data is never used in its place"
+        )
     sft, grpo = stage_configs(recipe, base)
     grpo.require_inputs()
+    lines = unchosen_defaults(recipe, ("output_dir",))
+    if not recipe.model:
+        lines.append(f"model is not set in the train recipe: using the SFT stage recipe's {sft.model!r}")
+    for line in lines:
+        (note or print)(line)
     with claim_output_dir(recipe.output_dir, "output_dir"):  # checked before any work; one job per folder
         write_resolved(recipe, Path(recipe.output_dir) / artifacts.TRAIN_CONFIG)
         sft_dir = Path(sft.output_dir)
