@@ -84,7 +84,10 @@ def read_recipe_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         return data
     if not isinstance(base, str):
         raise ConfigError(f"{path}: `extends` must be a path to another recipe")
-    return deep_merge(read_recipe_yaml(p.parent / base, (*_seen, p)), data)
+    target = p.parent / base
+    if not target.is_file():  # name the file and key that point there, not only the missing file
+        raise ConfigError(f"{path}, key `extends`: {target} not found (the path is relative to this file)")
+    return deep_merge(read_recipe_yaml(target, (*_seen, p)), data)
 
 
 def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:

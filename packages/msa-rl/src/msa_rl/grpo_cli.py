@@ -64,6 +64,7 @@ def train(config: ConfigOption = None, set_: SetOption = None) -> None:
         out = run_train(
             recipe,
             base=config.parent if config is not None else None,
+            source=str(config) if config is not None else None,
             note=lambda line: typer.echo(f"note: {line}", err=True),
         )
     except MSAError as exc:
