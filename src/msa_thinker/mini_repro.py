@@ -131,11 +131,11 @@ ROWS = (
     Row("grpo-no-hint", "SFT + GRPO w/o Hint"),
     Row("grpo-no-hard", "SFT + GRPO w/o Hard (hard groups dropped)"),
 )
-# GRPO variants: the row, and its `hint` / `drop_hard` (everything else the same recipe, SFT start, seed, clips).
+# GRPO variants: the row, and its `hard_group_strategy` (everything else the same recipe, SFT start, seed, clips).
 GRPO_VARIANTS = {
-    "hint-grpo": (True, False),
-    "grpo-no-hint": (False, False),
-    "grpo-no-hard": (False, True),
+    "hint-grpo": "hint",
+    "grpo-no-hint": "none",
+    "grpo-no-hard": "drop",
 }
 
 
@@ -277,15 +277,13 @@ def stage_grpo(ctx: StageContext, seed: int, row: str) -> str:
 
     p: MiniPaths = ctx.paths
     recipe: MiniReproRecipe = ctx.size
-    hint, drop_hard = GRPO_VARIANTS[row]
     overrides = [
         f"model={p.model(seed, 'sft')}",
         f"data={p.test_set(ID_DATASET)}",
         f"dataset={ID_DATASET}",
         f"output_dir={p.model(seed, row)}",
         f"seed={seed}",
-        f"hint={str(hint).lower()}",
-        f"drop_hard={str(drop_hard).lower()}",
+        f"hard_group_strategy={GRPO_VARIANTS[row]}",
         *recipe.grpo_overrides,
     ]
     run_grpo(load_grpo_recipe(repo_path(recipe.grpo_recipe), overrides))

@@ -127,3 +127,13 @@ def test_vllm_positions_and_answers_are_transformers(probe: dict, clip: str) -> 
     hf, vllm = (_until_eos(ids, stops) for ids in case["completions"])
     assert hf and vllm == hf
     assert case["answers"][1] == case["answers"][0]
+
+
+@pytest.mark.slow
+def test_msa_thinker_analyze_runs_on_the_vllm_backend(probe: dict) -> None:
+    """`analyze --backend vllm` goes through predict's generator: the same answer as predict for the same clip."""
+    run = probe["analyze_vllm"]
+    assert run["exit_code"] == 0, run["output"]
+    rec = json.loads(next(line for line in run["stdout"].splitlines() if line.startswith("{")))
+    assert rec["transcript_source"] == "sidecar"
+    assert rec["raw_output"] == probe["answers"]["vllm"][0]

