@@ -195,7 +195,7 @@ def main() -> None:
     result["silent_cli"] = {"exit_code": r.exit_code, "output": r.output[-2000:], "file": str(mp4)}
 
     # Audio in video at 2 s, 6 s and 20 s (0.8 fps): the prompt ids, vLLM's positions vs transformers', answers.
-    from msa_omni import vllm_plugin
+    from msa_omni.families import qwen2_5_omni_vllm as vllm_plugin
 
     result["plugin_state"] = dict(vllm_plugin.STATE)
     result["positions"] = {}

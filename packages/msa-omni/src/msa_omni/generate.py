@@ -223,7 +223,6 @@ class VLLMGenerator(Generator):
 
         from msa_omni.io import media_token_ids
         from msa_omni.vllm_checkpoint import vllm_model_dir
-        from msa_omni.vllm_plugin import FAMILY as PLUGIN_FAMILY
         from msa_omni.vllm_plugin import require_hf_positions
 
         self.settings = settings
@@ -245,10 +244,9 @@ class VLLMGenerator(Generator):
             enforce_eager=not on_gpu,
             **kwargs,
         )
-        # vLLM ran msa_omni.vllm_plugin (its general-plugin entry point) while starting: a Qwen2.5-Omni clip with
-        # audio in video gets the trainer's positions and layout, or this refuses (docs/vllm-mrope.md)
-        family = family_of_processor(self.processor).name
-        require_hf_positions(settings.media.audio_in_video and family == PLUGIN_FAMILY)
+        # vLLM ran msa_omni.vllm_plugin (its general-plugin entry point) while starting: audio in video gets the
+        # trainer's positions and layout, or this refuses (docs/vllm-mrope.md)
+        require_hf_positions(self.processor, settings.media.audio_in_video)
         suppress = media_token_ids(getattr(config, "thinker_config", config))
         self.params = vllm.SamplingParams(
             temperature=0.0,

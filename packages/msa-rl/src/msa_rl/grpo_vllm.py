@@ -58,9 +58,7 @@ class OmniVLLMRollout:
     def __init__(self, trainer, recipe):
         import torch
         from msa_omni import write_engine_dir
-        from msa_omni.families import family_of_processor
         from msa_omni.generate import set_cpu_kv_cache
-        from msa_omni.vllm_plugin import FAMILY as PLUGIN_FAMILY
         from msa_omni.vllm_plugin import require_hf_positions
         from trl.trainer.utils import ensure_master_addr_port
         from vllm import LLM
@@ -99,10 +97,8 @@ class OmniVLLMRollout:
             logprobs_mode="processed_logprobs",
             **kwargs,
         )
-        # vLLM ran msa_omni.vllm_plugin while starting: Qwen2.5-Omni gets the trainer's audio-in-video positions,
-        # or this refuses
-        corrected = family_of_processor(trainer.processing_class).name == PLUGIN_FAMILY
-        require_hf_positions(recipe.media.audio_in_video and corrected)
+        # vLLM ran msa_omni.vllm_plugin while starting: the trainer's audio-in-video positions, or refuse
+        require_hf_positions(trainer.processing_class, recipe.media.audio_in_video)
         self.recipe = recipe
         self.media = recipe.media
         self.pushes = 0
