@@ -173,7 +173,11 @@ def test_batch_check_counts_every_process(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero", [None, "zero2", "zero3"], ids=["ddp", "deepspeed-zero2", "deepspeed-zero3"])
+@pytest.mark.parametrize(
+    "zero",
+    [None, "zero2", "zero3", "lora"],
+    ids=["ddp", "deepspeed-zero2", "deepspeed-zero3", "ddp-lora"],
+)
 def test_two_process_hint_grpo(
     zero: str | None, format_model: Path, grpo_clips: Path, tmp_path: Path, request
 ) -> None:
@@ -183,20 +187,23 @@ def test_two_process_hint_grpo(
     data = ordered_clips(grpo_clips, tmp_path / "clips")
     out = tmp_path / "run"
     sets, accelerate = (), ACCELERATE
-    if zero is not None:
+    steps = 3
+    if zero == "lora":  # LoRA adapters through TRL's peft_config; DDP over the adapters only; steps 1-2 suffice
+        sets, steps = ("finetuning_type=lora", "lora_dropout=0", "max_steps=2"), 2
+    elif zero is not None:
         sets = (f"deepspeed=configs/deepspeed/{zero}.json",)
         accelerate = request.getfixturevalue("deepspeed_accelerate")
     cmd = grpo_command(format_model, data, out, *sets, accelerate=accelerate)
     code, seconds = run_launch(cmd, tmp_path / "launch.log")
     log = (tmp_path / "launch.log").read_text()
     assert code == 0 and "terminate called" not in log, log[-5000:]
-    print(f"2-process GRPO ({zero or 'ddp'}), 3 steps: {seconds:.0f} s")
+    print(f"2-process GRPO ({zero or 'ddp'}), {steps} steps: {seconds:.0f} s")
 
     lines = read_metrics(out / METRICS_FILE)
-    assert [line["step"] for line in lines] == [1, 2, 3]  # one line per step: one writer
+    assert [line["step"] for line in lines] == list(range(1, steps + 1))  # one line per step: one writer
     assert log.count("GRPO done") == PROCS  # both ranks ran to the end
     rollouts = read_rollouts(out)
-    assert sorted(rollouts) == [1, 2, 3]
+    assert sorted(rollouts) == list(range(1, steps + 1))
     spec = get_spec("sims")
     hard = {step: check_step(rows, lines[step - 1], spec) for step, rows in rollouts.items()}
     # the construction: step 1 hard only on rank 0 (rank 1 had no hard row and still joined the hint pass),
@@ -206,7 +213,13 @@ def test_two_process_hint_grpo(
     assert hinted_ranks[1] == {0} and hinted_ranks[2] == {0, 1}
     assert all(math.isfinite(line["kl"]) and math.isfinite(line["loss"]) for line in lines)
     assert (out / "config.json").is_file()
-    if (
+    if zero == "lora":  # the adapter and the merged model, written once: a plain thinker checkpoint
+        from msa_omni import load_thinker
+
+        assert json.loads((out / "lora-adapter" / "adapter_config.json").read_text())["r"] == 16
+        model, _ = load_thinker(out)
+        assert set(final_weights(out)) == {n for n, _ in model.named_parameters()}
+    elif (
         zero is not None
     ):  # ZeRO-3: stage3_gather_16bit_weights_on_model_save; a whole, loadable model, not shards
         from msa_omni import load_thinker

@@ -162,3 +162,37 @@ def test_three_b_lora_fits_24_gib_and_zero3_splits_over_gpus(tmp_path: Path) -> 
         ]["device"]
         == "cpu"
     )
+
+
+@pytest.mark.slow
+def test_cpu_peak_rss_of_a_step_is_near_the_plans_cpu_analogue(grpo_clips: Path, tmp_path: Path) -> None:
+    """A wider tiny thinker (hidden 1024: ~0.15 GB of float32 weights, so model states dominate the step), one GRPO
+    step in a fresh process: peak RSS above the baseline (imports, clips) against the plan's CPU analogue (policy,
+    gradients, AdamW, reference, activations, logits). Allocator caching, the checkpoint loading and Python objects
+    make RSS a rough meter: within a factor of 1.5 either way."""
+    import subprocess
+    import sys
+
+    from msa_rl.tiny import build_tiny_omni
+
+    model = build_tiny_omni(tmp_path / "wide", seed=0, hidden=1024)
+    out = tmp_path / "probe"
+    out.mkdir()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("rss_probe.py")),
+            str(model),
+            str(grpo_clips),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((out / "rss.json").read_text())
+    measured = r["peak"] - r["baseline"]
+    print(f"peak RSS above baseline {measured / 2**20:.0f} MiB, plan {r['plan_total'] / 2**20:.0f} MiB", r)
+    assert r["plan_lines"]["reference model"] > 0.1 * 2**30  # model states dominate
+    assert 1 / 1.5 < measured / r["plan_total"] < 1.5

@@ -14,7 +14,6 @@ import yaml
 from msa_core import (
     ConfigError,
     DataError,
-    DCOutput,
     MediaSettings,
     Prompt,
     artifacts,
@@ -367,7 +366,9 @@ def test_lora_recipe_trains_merges_and_the_merged_model_predicts(
     assert any("llamafactory-cli" in x or "Running training" in x for x in lines)
     adapter = json.loads((out / "lora-adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == 16 and adapter["lora_alpha"] == 32
-    assert MediaSettings.read(out) == MediaSettings(fps=2.0, max_frames=16, video_size=(56, 56), min_pixels=784)
+    assert MediaSettings.read(out) == MediaSettings(
+        fps=2.0, max_frames=16, video_size=(56, 56), min_pixels=784
+    )
     assert (out / "preprocessor_config.json").is_file() or (out / "processor_config.json").is_file()
 
     base = load_file(str(tiny_model_dir / "model.safetensors"))
@@ -380,12 +381,14 @@ def test_lora_recipe_trains_merges_and_the_merged_model_predicts(
     assert changed and all(linear.fullmatch(k) for k in changed), sorted(changed)[:5]
     kinds = {re.sub(r"layers\.\d+\.", "", k) for k in changed}
     assert {"model.self_attn.q_proj.weight", "model.mlp.down_proj.weight"} <= kinds  # attention and MLP
-    assert not any(k.startswith(("visual.", "audio_tower.", "lm_head", "model.embed_tokens")) for k in changed)
+    assert not any(
+        k.startswith(("visual.", "audio_tower.", "lm_head", "model.embed_tokens")) for k in changed
+    )
 
     [summary] = predict(
         out, [(synthetic_sims_dir, "sims")], tmp_path / "pred", split="train", max_new_tokens=8, limit=2
     )
     rows = [json.loads(x) for x in summary.path.read_text().splitlines()]
     assert len(rows) == 2 and all(r["raw_output"] is not None for r in rows)
-    settings = json.loads((tmp_path / "pred" / "predict.json").read_text())
-    assert settings["max_frames"] == 16 and settings["video_size"] == [56, 56]  # from the merged model's media.json
+    used = json.loads((tmp_path / "pred" / "predict.json").read_text())["datasets"]["sims"]
+    assert (used["max_frames"], used["video_size"]) == (16, [56, 56])  # from the merged model's media.json

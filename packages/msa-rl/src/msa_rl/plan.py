@@ -357,11 +357,13 @@ def estimate(
     prompt_source: str = "",
     device: Literal["gpu", "cpu"] = "gpu",
     model=None,
+    config=None,
 ) -> MemoryPlan:
-    """The plan of one setup. ``prompt`` is the longest clip's ``ClipTokens`` (``longest_prompt``)."""
+    """The plan of one setup. ``prompt`` is the longest clip's ``ClipTokens`` (``longest_prompt``); ``config``
+    and ``model`` (its meta-device thinker) default to those of ``setup.model``."""
     from msa_omni.shapes import meta_thinker, thinker_config_for
 
-    config = thinker_config_for(setup.model)
+    config = config if config is not None else thinker_config_for(setup.model)
     model = model if model is not None else meta_thinker(config)
     params = count_params(model, setup)
     if prompt is None:
