@@ -188,7 +188,9 @@ def test_two_process_hint_grpo(
     out = tmp_path / "run"
     sets, accelerate = (), ACCELERATE
     steps = 3
-    if zero == "lora":  # LoRA adapters through TRL's peft_config; DDP over the adapters only; steps 1-2 suffice
+    if (
+        zero == "lora"
+    ):  # LoRA adapters through TRL's peft_config; DDP over the adapters only; steps 1-2 suffice
         sets, steps = ("finetuning_type=lora", "lora_dropout=0", "max_steps=2"), 2
     elif zero is not None:
         sets = (f"deepspeed=configs/deepspeed/{zero}.json",)
