@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from msa_core import ConfigError, MSAError, artifacts, read_jsonl
+from msa_core.outdir import claim_output_dir, clear_own_folder
 from rich.markup import escape
 
 # Where the repository's configs live (an editable install: this file is src/msa_thinker/demo.py).
@@ -100,7 +101,7 @@ class DemoPaths:
         return self.out / STAGE_DIR / f"{stage}.json"
 
 
-# The comparison rows of the report, in table order: the first two get the paired bootstrap test.
+# The comparison rows of the report, in table order: the first is the baseline of the paired bootstrap tests.
 RUNS = (
     ("msa-thinker", "hint-grpo", "SFT + Hint-GRPO (the method)"),
     ("grpo-no-hint", "grpo-no-hint", "SFT + plain GRPO (w/o Hint)"),
@@ -273,7 +274,7 @@ def stage_sft(ctx: StageContext) -> str:
     return f"checkpoint models/sft{losses}"
 
 
-def _grpo(ctx: StageContext, name: str, hint: bool) -> str:
+def _grpo(ctx: StageContext, name: str, strategy: str) -> str:
     from msa_rl.grpo import run_grpo
     from msa_rl.grpo_config import load_grpo_recipe
 
@@ -284,7 +285,7 @@ def _grpo(ctx: StageContext, name: str, hint: bool) -> str:
         f"data={p.export}",
         "dataset=sims",
         f"output_dir={out}",
-        f"hint={'true' if hint else 'false'}",
+        f"hard_group_strategy={strategy}",
         *ctx.size.grpo_overrides,
     ]
     run_grpo(load_grpo_recipe(_config("grpo.yaml"), overrides))
@@ -296,16 +297,20 @@ def _last_reward(out: Path) -> str:
     if not metrics.is_file():
         return ""
     rows = list(read_jsonl(metrics))
-    rewards = [r["reward/total"] for r in rows if isinstance(r.get("reward/total"), int | float)]
-    return f", total reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+    # The policy's own reward, before hints (Fig. 3's curve): the post-hint total contains the true polarity.
+    key = "reward/total_sampled"
+    rewards = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+    return (
+        f", sampled reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+    )
 
 
 def stage_grpo_hint(ctx: StageContext) -> str:
-    return _grpo(ctx, "hint-grpo", hint=True)
+    return _grpo(ctx, "hint-grpo", "hint")
 
 
 def stage_grpo_plain(ctx: StageContext) -> str:
-    return _grpo(ctx, "grpo-no-hint", hint=False)
+    return _grpo(ctx, "grpo-no-hint", "none")
 
 
 def stage_predict(ctx: StageContext) -> str:
@@ -561,29 +566,30 @@ def run_demo(
     console = console or Console(file=sys.stdout)
     size = size or DemoSize()
     paths = DemoPaths(Path(out).resolve())
-    if fresh and paths.out.exists():
-        shutil.rmtree(paths.out)
-    offline_cpu_environment(size.threads)
-    run = run_stages(
-        stages(paths),
-        paths.out,
-        lambda log, log_path: StageContext(paths, size, log, log_path),
-        console=console,
-        until=until,
-    )
-    (paths.out / "demo.json").write_text(
-        json.dumps(
-            {
-                "wall_s": round(run.wall_s, 2),
-                "timings_s": run.timings,
-                "cpu_s": run.cpu,
-                "skipped": run.skipped,
-                "size": asdict(size),
-            },
-            indent=1,
+    with claim_output_dir(paths.out, "--out"):  # checked before any work; one demo per folder
+        if fresh:
+            clear_own_folder(paths.out, "the demo", STAGE_DIR)
+        offline_cpu_environment(size.threads)
+        run = run_stages(
+            stages(paths),
+            paths.out,
+            lambda log, log_path: StageContext(paths, size, log, log_path),
+            console=console,
+            until=until,
         )
-        + "\n"
-    )
+        (paths.out / "demo.json").write_text(
+            json.dumps(
+                {
+                    "wall_s": round(run.wall_s, 2),
+                    "timings_s": run.timings,
+                    "cpu_s": run.cpu,
+                    "skipped": run.skipped,
+                    "size": asdict(size),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return DemoResult(
         paths.out, paths.report / artifacts.REPORT_MARKDOWN, run.timings, run.skipped, run.wall_s
     )

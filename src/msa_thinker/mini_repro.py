@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 
 import yaml
 from msa_core import ConfigError, artifacts, polarity_of, read_mmsa
+from msa_core.outdir import claim_output_dir, clear_own_folder
 from msa_core.recipe import load_recipe, write_resolved
 from msa_eval.tables import TABLE_COLUMNS
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,11 +131,11 @@ ROWS = (
     Row("grpo-no-hint", "SFT + GRPO w/o Hint"),
     Row("grpo-no-hard", "SFT + GRPO w/o Hard (hard groups dropped)"),
 )
-# GRPO variants: the row, and its `hint` / `drop_hard` (everything else the same recipe, SFT start, seed, clips).
+# GRPO variants: the row, and its `hard_group_strategy` (everything else the same recipe, SFT start, seed, clips).
 GRPO_VARIANTS = {
-    "hint-grpo": (True, False),
-    "grpo-no-hint": (False, False),
-    "grpo-no-hard": (False, True),
+    "hint-grpo": "hint",
+    "grpo-no-hint": "none",
+    "grpo-no-hard": "drop",
 }
 
 
@@ -277,15 +277,13 @@ def stage_grpo(ctx: StageContext, seed: int, row: str) -> str:
 
     p: MiniPaths = ctx.paths
     recipe: MiniReproRecipe = ctx.size
-    hint, drop_hard = GRPO_VARIANTS[row]
     overrides = [
         f"model={p.model(seed, 'sft')}",
         f"data={p.test_set(ID_DATASET)}",
         f"dataset={ID_DATASET}",
         f"output_dir={p.model(seed, row)}",
         f"seed={seed}",
-        f"hint={str(hint).lower()}",
-        f"drop_hard={str(drop_hard).lower()}",
+        f"hard_group_strategy={GRPO_VARIANTS[row]}",
         *recipe.grpo_overrides,
     ]
     run_grpo(load_grpo_recipe(repo_path(recipe.grpo_recipe), overrides))
@@ -734,19 +732,19 @@ def run_mini_repro(
 
     console = console or Console(file=sys.stdout)
     paths = MiniPaths(Path(out).resolve())
-    if fresh and paths.out.exists():
-        shutil.rmtree(paths.out)
-    paths.out.mkdir(parents=True, exist_ok=True)
-    _check_same_recipe(paths.out, recipe)
-    write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
-    # The report covers the seeds of this call: it is always made again.
-    (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
-    offline_cpu_environment(recipe.threads)
-    run = run_stages(
-        stages(paths, recipe),
-        paths.out,
-        lambda log, log_path: StageContext(paths, recipe, log, log_path),
-        console=console,
-        until=until,
-    )
+    with claim_output_dir(paths.out, "--out"):  # checked before any work; one mini-repro per folder
+        if fresh:
+            clear_own_folder(paths.out, "mini-repro", artifacts.MINI_REPRO_RECIPE)
+        _check_same_recipe(paths.out, recipe)
+        write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
+        # The report covers the seeds of this call: it is always made again.
+        (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
+        offline_cpu_environment(recipe.threads)
+        run = run_stages(
+            stages(paths, recipe),
+            paths.out,
+            lambda log, log_path: StageContext(paths, recipe, log, log_path),
+            console=console,
+            until=until,
+        )
     return MiniReproResult(paths.out, paths.report, paths.results, run)

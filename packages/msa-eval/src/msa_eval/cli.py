@@ -59,7 +59,7 @@ def _user_errors() -> Iterator[None]:
                         )
     except MSAError as exc:
         _err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
 
 
 def _fmt(key: str, value) -> str:
@@ -181,8 +181,18 @@ def report(
             "cell unusable. Always counted.",
         ),
     ] = OnFailure.neutral,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Run (folder name) every other run is compared with in the paired test. Default: the first run.",
+        ),
+    ] = None,
 ) -> None:
-    """Tables I/II as in the paper (best bold, second underlined), bootstrap intervals, paired test, plots."""
+    """Tables I/II as in the paper (best bold, second underlined), bootstrap intervals, paired tests, plots.
+
+    Runs are compared on the clips they all share (the table says so, with n per run); every run is tested
+    against --baseline with a paired bootstrap."""
     from msa_eval.report import write_report
 
     with _user_errors():
@@ -194,6 +204,7 @@ def report(
             n_boot=bootstrap,
             seed=seed,
             on_failure=on_failure.value,
+            baseline=baseline,
         )
     for path in result.files:
         typer.echo(str(path))

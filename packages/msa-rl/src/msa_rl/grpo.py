@@ -24,6 +24,7 @@ from msa_core import (
     get_spec,
     read_mmsa,
 )
+from msa_core.outdir import check_writable_dir, claim_output_dir
 
 from msa_rl.grpo_config import GRPORecipe, is_main_process, resolve_dtype, to_trl_args, write_resolved
 
@@ -290,8 +291,8 @@ def build_trainer(
         processing_class=processor,
         row_encoder=encoder,
         hint_settings=HintSettings(
-            hint=recipe.hint,
-            drop_hard=recipe.drop_hard,
+            strategy=recipe.hard_group_strategy,
+            max_resamples=recipe.max_resamples,
             hard_rule=recipe.hard_rule,
             hard_threshold=recipe.hard_threshold,
         ),
@@ -310,13 +311,25 @@ def run_grpo(
 
     On a GPU the memory plan (``msa_rl.plan``) is printed first, and a recipe that does not fit is refused with
     the changes that would make it fit, unless ``force``."""
-    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+    from msa_omni import check_thinker_dir
+
     from msa_rl.plan import check_fits
 
     recipe.require_inputs()
+    check_writable_dir(recipe.output_dir, "output_dir")  # before any work (no folder is left behind)
     # Every rank decides (all refuse together); the main one prints.
     check_fits(recipe, "grpo", force=force, echo=print if is_main_process() else lambda _line: None)
+    check_thinker_dir(recipe.model)  # the same "not a Hugging Face checkpoint" check as SFT's
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
+    with claim_output_dir(recipe.output_dir, "output_dir"):  # one job per folder
+        return _run_grpo(recipe, rows, callbacks, trl_overrides)
+
+
+def _run_grpo(
+    recipe: GRPORecipe, rows: list[dict[str, Any]], callbacks: list | None, trl_overrides: dict[str, Any]
+) -> Path:
+    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+
     rows = check_prompt_lengths(recipe, rows)
     out = Path(recipe.output_dir)
     checkpoint = resolve_resume(recipe)

@@ -36,6 +36,8 @@ def grpo(
     ] = False,
 ) -> None:
     """Hint-GRPO from an SFT checkpoint (paper stage 2); resumes from the last checkpoint when one exists."""
+    from msa_core.recipe import unchosen_defaults
+
     from msa_rl.grpo_config import load_grpo_recipe
 
     try:
@@ -46,6 +48,8 @@ def grpo(
             overrides.append(f"resume={'always' if resume else 'never'}")
         recipe = load_grpo_recipe(config, overrides)
         recipe.require_inputs()
+        for line in unchosen_defaults(recipe, ("output_dir",)):
+            typer.echo(f"note: {line}", err=True)
         from msa_rl.grpo import run_grpo
 
         out = run_grpo(recipe, force=force)
@@ -61,7 +65,12 @@ def train(config: ConfigOption = None, set_: SetOption = None) -> None:
 
     try:
         recipe = load_train_recipe(config, set_ or [])
-        out = run_train(recipe, base=config.parent if config is not None else None)
+        out = run_train(
+            recipe,
+            base=config.parent if config is not None else None,
+            source=str(config) if config is not None else None,
+            note=lambda line: typer.echo(f"note: {line}", err=True),
+        )
     except MSAError as exc:
         raise fail(exc) from None
     typer.echo(f"SFT + GRPO done; final model in {out}")
@@ -79,12 +88,21 @@ def plot(
         float,
         typer.Option(min=0.0, max=0.99, help="Exponential smoothing weight of the solid curves (0: none)."),
     ] = 0.6,
+    post_hint: Annotated[
+        bool,
+        typer.Option(
+            "--post-hint/--no-post-hint",
+            help="Also draw, dashed, the reward after hints of runs that hinted (it contains the injected true "
+            "polarity); the solid curve is always the policy's own sampled reward, before hints.",
+        ),
+    ] = True,
 ) -> None:
-    """Reward curves of several runs overlaid (paper Fig. 3) and their hard / zero-std group fractions."""
+    """Reward curves of several runs overlaid (paper Fig. 3: the pre-hint sampled reward) and their hard / zero-std
+    group fractions."""
     from msa_rl.plot import plot_runs
 
     try:
-        paths = plot_runs(runs, out, labels=label, smoothing=smoothing)
+        paths = plot_runs(runs, out, labels=label, smoothing=smoothing, post_hint=post_hint)
     except MSAError as exc:
         raise fail(exc) from None
     for p in paths:
