@@ -1,5 +1,7 @@
 """Thinker shapes without weights: the public Qwen2.5-Omni configs as data, and a model built on the meta device.
 
+The classes come from the family registry (``msa_omni.families``): each stored shape file names its family.
+
 ``public_configs/*.json`` hold the shapes of the public checkpoints' ``thinker_config`` (written from their
 ``config.json``; nothing is downloaded here). The memory planner and ``bench/gpu_smoke.py`` read them to count
 parameters of a Hub model that is not on disk; a local checkpoint is read from its own ``config.json``.
@@ -33,15 +35,17 @@ def public_shapes(model_id: str) -> dict[str, Any]:
 
 
 def config_from_shapes(shapes: dict[str, Any], token_ids: dict[str, int] | None = None):
-    """A ``Qwen2_5OmniThinkerConfig`` with these shapes (``token_ids``: the tokenizer's media/pad/eos ids)."""
-    from transformers import Qwen2_5OmniThinkerConfig
+    """The thinker config of the shapes' family (``msa_omni.families``) with these shapes (``token_ids``: the
+    tokenizer's media/pad/eos ids)."""
+    from msa_omni.families import get_family
 
+    config_class = get_family(shapes["family"]).transformers_class("thinker_config_class")
     ids = dict(token_ids or {})
     text = dict(shapes["text_config"])
     for key in ("pad_token_id", "eos_token_id"):
         if key in ids:
             text[key] = ids[key]
-    return Qwen2_5OmniThinkerConfig(
+    return config_class(
         text_config=text,
         vision_config=dict(shapes["vision_config"]),
         audio_config=dict(shapes["audio_config"]),
@@ -53,14 +57,15 @@ def config_from_shapes(shapes: dict[str, Any], token_ids: dict[str, int] | None 
 def thinker_config_for(model: str | Path):
     """The thinker config of a local checkpoint (its config.json, thinker-only or full Omni) or of a public
     model from the stored shapes; a ConfigError names a model that is neither."""
-    from transformers import Qwen2_5OmniThinkerConfig
+    from msa_omni.families import family_of_config
 
     path = Path(model).expanduser()
     if (path / "config.json").is_file():
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        family = family_of_config(data)
         data = data.get("thinker_config", data)
         data = {k: v for k, v in data.items() if k not in ("architectures", "model_type")}
-        return Qwen2_5OmniThinkerConfig(**data)
+        return family.transformers_class("thinker_config_class")(**data)
     if path.exists():
         raise ConfigError(f"{path}: no config.json (not a model checkpoint)")
     if str(model) not in PUBLIC_MODELS and str(model) not in SHORT_NAMES:
@@ -74,10 +79,12 @@ def thinker_config_for(model: str | Path):
 def meta_thinker(config):
     """The thinker with these shapes on the meta device: every parameter's shape and dtype, no memory."""
     import torch
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
+    from msa_omni.families import family_of_config
+
+    thinker_class = family_of_config(config).transformers_class("thinker_class")
     with torch.device("meta"):
-        return Qwen2_5OmniThinkerForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+        return thinker_class._from_config(config, dtype=torch.bfloat16)
 
 
 def expected_param_counts(shapes: dict[str, Any]) -> dict[str, int]:
