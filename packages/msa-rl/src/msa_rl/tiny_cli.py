@@ -20,13 +20,28 @@ def tiny_model(
             help="Hidden size, a multiple of 64 (4 heads). 128 for vLLM: its CPU attention needs head_dim >= 32."
         ),
     ] = 64,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write into an OUT_DIR that already holds files (a model there is replaced)."
+        ),
+    ] = False,
 ) -> None:
-    """Build a tiny random Qwen2.5-Omni thinker + processor offline (loads with from_pretrained)."""
-    from msa_core import MSAError
+    """Build a tiny random Qwen2.5-Omni thinker + processor offline (loads with from_pretrained).
+
+    OUT_DIR must be empty or new unless --force: a trained model there would be overwritten."""
+    from msa_core import MSAError, OutputPathError
     from msa_core.outdir import ensure_writable_dir
 
     try:
         ensure_writable_dir(out_dir, "OUT_DIR")
+        held = sorted(p.name for p in out_dir.iterdir())
+        if held and not force:
+            raise OutputPathError(
+                f"OUT_DIR already holds files (e.g. {held[0]}); choose an empty or new OUT_DIR, or pass --force "
+                "to write the tiny model over them",
+                file=out_dir,
+            )
     except MSAError as exc:
         raise fail(exc) from None
     from msa_rl.tiny import build_tiny_omni
