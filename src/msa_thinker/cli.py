@@ -105,7 +105,8 @@ def demo(
     from msa_core import MSAError
     from rich.console import Console
 
-    from msa_thinker.demo import StageFailed, run_demo, tail
+    from msa_thinker.demo import run_demo
+    from msa_thinker.stage_driver import StageFailed, tail
 
     console = Console(file=sys.stdout)
     try:
@@ -159,8 +160,8 @@ def mini_repro(
     from msa_core import MSAError
     from rich.console import Console
 
-    from msa_thinker.demo import StageFailed, tail
     from msa_thinker.mini_repro import QUICK_RECIPE, load_mini_recipe, run_mini_repro
+    from msa_thinker.stage_driver import StageFailed, tail
 
     console = Console(file=sys.stdout)
     try:
