@@ -53,6 +53,8 @@ def test_unknown_keys_and_bad_values_name_the_key(tmp_path: Path) -> None:
         load_grpo_recipe(None, ["per_device_train_batch_size=6"])
     with pytest.raises(ConfigError, match=r"rewards\.score"):
         load_grpo_recipe(None, ["rewards.score=.nan"])
+    with pytest.raises(ConfigError, match=r"unknown key 'reward_coupling\.format'"):
+        load_grpo_recipe(DEMO, ["reward_coupling.format=true"])
 
 
 def test_every_field_has_a_default_and_help() -> None:
@@ -70,6 +72,9 @@ def test_paper_recipe_and_ablations() -> None:
         "cosine",
     )
     assert paper.rewards.as_list() == [1.0, 1.0, 1.0] and paper.hint and not paper.drop_hard
+    # the paper's reward coupling, written out in the recipe and equal to the defaults
+    assert paper.reward_coupling == GRPORecipe().reward_coupling
+    assert paper.reward_coupling.model_dump() == {"require_format": False, "score_requires_polarity": True}
     assert paper.use_vllm and paper.deepspeed == "configs/deepspeed/zero3.json"
     assert (ROOT / paper.deepspeed).is_file()
     no_hint = load_grpo_recipe(ROOT / "configs/grpo/ablation-no-hint.yaml")

@@ -318,17 +318,24 @@ def test_hard_groups_are_resampled_with_the_hint_which_carries_no_gradient(
     assert completions[G][0]["content"].startswith("<polarity>negative</polarity><think>a flat tone")
     m = trainer._metrics["train"]
     assert m["hard_fraction"][-1] == 0.5
-    assert m["zero_std_fraction_before"][-1] == 0.0  # varied scores: both groups had spread before
+    # the hard group's wrong polarity earns no score (eq. 5 under the right polarity): format-only totals, no spread
+    assert m["zero_std_fraction_before"][-1] == 0.5
     assert m["hint_success"][-1] == 1.0
     assert out["advantages"][G:].abs().sum() > 0  # the hinted group now teaches something
 
 
+@pytest.mark.parametrize("score_requires_polarity", [True, False])
 def test_hint_false_is_plain_grpo(
-    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
+    score_requires_polarity: bool, tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    """Scripted generation: no second pass, no hint tokens, hard groups counted but kept as sampled."""
+    """Scripted generation: no second pass, no hint tokens, hard groups counted but kept as sampled. The recipe's
+    reward coupling reaches the trainer: the hard group's wrong answers earn a score only without eq. 5's
+    polarity premise, which decides whether that group has any spread."""
     calls = scripted_generation(monkeypatch, first_pass_positive)
-    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False))
+    coupling = {"require_format": True, "score_requires_polarity": score_requires_polarity}
+    trainer = build_trainer(
+        recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False, reward_coupling=coupling)
+    )
     trainer.model.train()
     out = trainer._generate_and_score_completions(
         group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
@@ -337,8 +344,11 @@ def test_hint_false_is_plain_grpo(
     prompts = [out["prompt_ids"][i][out["prompt_mask"][i].bool()].tolist() for i in range(2 * G)]
     assert prompts == calls[0][0]
     assert trainer._last_rewards[G:, 1].sum() == 0  # the hard group keeps its wrong answers
+    assert (trainer._last_rewards[G:, 2].sum() == 0) == score_requires_polarity
+    assert trainer._last_rewards[:G, 2].min() > 0  # the easy group's right answers are scored either way
     m = trainer._metrics["train"]
     assert m["hard_fraction"][-1] == 0.5 and "hint_success" not in m
+    assert m["zero_std_fraction_before"][-1] == (0.5 if score_requires_polarity else 0.0)
     assert out["completion_mask"].sum(dim=1).min() > 0  # nothing dropped
 
 

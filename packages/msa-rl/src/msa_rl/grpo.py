@@ -236,7 +236,7 @@ def build_trainer(
     from msa_omni import load_thinker
 
     from msa_rl.grpo_trainer import ROLLOUTS_DIR, HintGRPOTrainer, HintSettings
-    from msa_rl.rewards import REWARD_FUNCS
+    from msa_rl.rewards import reward_funcs
 
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
@@ -255,7 +255,7 @@ def build_trainer(
     cls = trainer_cls or HintGRPOTrainer
     return cls(
         model=model,
-        reward_funcs=list(REWARD_FUNCS),
+        reward_funcs=list(reward_funcs(recipe.reward_coupling.as_coupling())),
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=processor,

@@ -16,6 +16,8 @@ from msa_core.recipe import load_recipe
 from msa_core.recipe import write_resolved as write_recipe
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from msa_rl.rewards import RewardCoupling
+
 
 class RewardWeights(BaseModel):
     """λ1..λ3 of eq. 2 (paper: all 1)."""
@@ -35,6 +37,28 @@ class RewardWeights(BaseModel):
 
     def as_list(self) -> list[float]:
         return [self.format, self.polarity, self.score]
+
+
+class RewardCouplingSettings(BaseModel):
+    """How the polarity and score rewards depend on the format and on each other (docs/architecture.md, "Rewards").
+    The defaults follow the paper's text: eqs. 3-5 define the three apart; eq. 5 holds under the right polarity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_format: bool = Field(
+        False,
+        description="Polarity and score earn only when the whole answer passes the strict DC format (true), or "
+        "read the answer's own <polarity> and <score> tags whatever else is wrong with it (false: the paper's eqs. "
+        "3-5 define format, polarity and score separately).",
+    )
+    score_requires_polarity: bool = Field(
+        True,
+        description="The score reward is 0 unless the answer's polarity is the true one (true: the paper's eq. 5 "
+        "applies 'under the premise of consistent polarity'), or scores every answer's number (false).",
+    )
+
+    def as_coupling(self) -> RewardCoupling:
+        return RewardCoupling(**self.model_dump())
 
 
 class GRPORecipe(BaseModel):
@@ -87,6 +111,10 @@ class GRPORecipe(BaseModel):
     )
     hard_threshold: float = Field(2.0, description="Total-reward threshold of hard_rule=threshold.")
     rewards: RewardWeights = Field(default_factory=RewardWeights, description="λ1..λ3 reward weights.")
+    reward_coupling: RewardCouplingSettings = Field(
+        default_factory=RewardCouplingSettings,
+        description="Whether polarity and score need the strict format, and the score the right polarity.",
+    )
     # -- GRPO / optimisation (TRL GRPOConfig)
     num_generations: int = Field(4, ge=2, description="G, completions per prompt.")
     beta: float = Field(0.1, ge=0, description="KL coefficient against the reference (SFT) policy.")

@@ -227,9 +227,9 @@ class HintGRPOTrainer(GRPOTrainer):
                 "HintGRPOTrainer rolls out with HF generate or its own vLLM engine (use_vllm in the "
                 "recipe); TRL's vLLM, continuous batching, tools and rollout_func do not carry media"
             )
-        if [f.__name__ for f in self.reward_funcs] != [f.__name__ for f in REWARD_FUNCS]:
+        if self.reward_func_names != [f.__name__ for f in REWARD_FUNCS]:
             raise ValueError(
-                "HintGRPOTrainer expects msa_rl.rewards.REWARD_FUNCS (format, polarity, score) in order"
+                "HintGRPOTrainer expects msa_rl.rewards.reward_funcs() (format, polarity, score) in order"
             )
         cfg = self.accelerator.unwrap_model(self.model).config
         ids = media_token_ids(cfg)
