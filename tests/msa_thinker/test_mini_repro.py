@@ -150,14 +150,19 @@ def _section(report: str, heading: str) -> str:
 
 @pytest.mark.slow
 def test_quick_run_writes_every_table_row_plot_and_the_results(tmp_path: Path) -> None:
+    """Protocol v2's machinery: one seed and its 2-thread rerun in two processes, every arm, the validation check,
+    the tolerance and its verdicts, Fig. 3; then a rerun makes only the report."""
+    from msa_thinker.mini_repro_results import COLUMNS
+
     out = tmp_path / "mini"
     script = Path(sys.executable).parent / "msa-thinker"
     first = subprocess.run(
         [str(script), "mini-repro", "--quick", "--out", str(out)], capture_output=True, text=True, timeout=900
     )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    recipe = mr.load_mini_recipe(mr.QUICK_RECIPE)
     report = (out / artifacts.REPORT_MARKDOWN).read_text()
-    for table in mr.TABLES:
+    for table in mr.active_tables(recipe):
         section = _section(report, f"## Table {table.number}:")
         for title in ("**CH-SIMS (ID)**", "**CMU-MOSI (OOD)**"):
             assert title in section
@@ -166,34 +171,45 @@ def test_quick_run_writes_every_table_row_plot_and_the_results(tmp_path: Path) -
             assert len(rows) == 2, (table.number, label)  # one per test set
             assert all(any(c.isdigit() for c in r.split("|")[2]) for r in rows)  # scored
         assert "Paired tests" in section and section.count(" → ") >= 2 * len(table.comparisons)
+    primary = _section(report, "## Primary comparisons")
+    assert "Tolerance T: seeds [100]" in primary
+    assert (
+        sum(line.startswith("| SFT + ") or line.startswith("| DC-CoT") for line in primary.splitlines()) >= 2
+    )
     fig3 = _section(report, "## Fig. 3")
     for png in ("fig3/reward_total.png", "fig3/hard_zero_std.png"):
         assert png in fig3 and (out / png).read_bytes().startswith(b"\x89PNG")
 
     results = json.loads((out / artifacts.MINI_REPRO_RESULTS).read_text())
-    assert results["seeds"] == [0]
+    assert results["seeds"] == [100] == results["tolerance"]["seeds"]
     assert set(results["datasets"]) == {"sims", "mosi"}
-    assert set(results["rows"]) == {r.key for r in mr.ROWS}
+    assert list(results["rows"]) == [r.key for r in mr.active_rows(recipe)]
     for row in results["rows"].values():
-        for dataset, metrics in row["per_seed"]["0"].items():
-            assert metrics["n"] == results["datasets"][dataset]["test_clips"]
-            assert 0 <= metrics["parse_failure_rate"] <= 1
-            assert {k for k, _ in mr.COLUMNS[dataset]} <= set(metrics)
+        for runs in (row["per_seed"]["100"], row["rerun_per_seed"]["100"]):
+            for dataset, metrics in runs.items():
+                assert metrics["n"] == results["datasets"][dataset]["test_clips"]
+                assert 0 <= metrics["parse_failure_rate"] <= 1
+                assert {k for k, _ in COLUMNS[dataset]} <= set(metrics)
         assert set(row["summary"]["mosi"]["acc7"]) == {"mean", "half_width", "n"}
-    n_comparisons = sum(len(t.comparisons) for t in mr.TABLES) * 2
+    n_comparisons = sum(len(t.comparisons) for t in mr.active_tables(recipe)) * 2
     assert len(results["comparisons"]) == n_comparisons
-    assert all("p_clip_bootstrap" in m for c in results["comparisons"] for m in c["metrics"].values())
+    for c in results["comparisons"]:
+        for m in c["metrics"].values():
+            assert "p_clip_bootstrap" in m and m["verdict"] in ("held", "direction only", "not decided")
+        assert c["metrics"]["mae"]["tolerance"] is not None  # measured from the rerun
+    assert results["validation"]["per_seed"]["100"]["parse_failures"] >= 0
+    assert set(results["reward_rise"]) == set(recipe.arms)
     timings = results["timings"]["stages"]
-    assert {"sft-s0", "hint-grpo-s0", "predict-s0"} <= set(timings)
+    assert {"sft-s100", "hint-grpo-s100", "predict-s100", "predict-valid-s100", "sft-s100-t2"} <= set(timings)
     assert all(t["cpu_s"] is not None and t["cpu_s"] >= 0 for t in timings.values())
-    for row in ("hint-grpo", "grpo-no-hint", "grpo-no-hard"):
-        steps = (out / "seed-0" / "models" / row / artifacts.GRPO_METRICS).read_text().splitlines()
+    for row in recipe.arms:
+        steps = (out / "seed-100" / "models" / row / artifacts.GRPO_METRICS).read_text().splitlines()
         assert steps and all("reward/total_sampled" in json.loads(s) for s in steps)
 
-    # A rerun skips every stage and makes only the report again.
+    # A rerun starts no seed process and makes only the report again.
     console = Console(file=io.StringIO(), width=200)
-    again = mr.run_mini_repro(out, mr.load_mini_recipe(mr.QUICK_RECIPE), console=console)
+    again = mr.run_mini_repro(out, recipe, console=console)
     assert list(again.run.timings) == [mr.REPORT_STAGE]
-    assert (
-        len(again.run.skipped) == len(mr.stages(mr.MiniPaths(out), mr.load_mini_recipe(mr.QUICK_RECIPE))) - 1
-    )
+    paths = mr.MiniPaths(out)
+    skipped = len(mr.shared_stages(paths)) + len(mr.seed_jobs(paths, recipe))
+    assert console.file.getvalue().count("done earlier") == skipped
