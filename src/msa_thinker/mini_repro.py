@@ -23,12 +23,14 @@ stage, GRPO resumes from its last checkpoint, and prediction skips the clips alr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -652,43 +654,85 @@ class Job:
     stages: list[str]
 
 
-def run_jobs(paths: MiniPaths, recipe: MiniReproRecipe, jobs: list[Job], console: Any) -> None:
+def _stop(proc: subprocess.Popen) -> None:
+    """End a job process and its children (the SFT run): they share the job's process group."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_jobs(
+    paths: MiniPaths,
+    recipe: MiniReproRecipe,
+    jobs: list[Job],
+    console: Any,
+    enough: Callable[[Job], bool] | None = None,
+) -> None:
     """Run each job's stages in its own process, ``recipe.jobs`` at a time; jobs whose stages are all finished
-    start no process. Raises StageFailed (naming the job's failed stage and log) once the running jobs end."""
+    start no process. ``enough(job)``, asked as each job finishes, may end the rest early (calibration: a candidate
+    that failed in one seed cannot pass in all). Raises StageFailed (naming the job's failed stage and log) once
+    the running jobs end."""
     todo = [j for j in jobs if not all((paths.out / STAGE_DIR / f"{s}.json").is_file() for s in j.stages)]
     for j in jobs:
         if j not in todo:
             console.print(f"[green]✓[/] {j.name}: done earlier", highlight=False)
+            if enough is not None and enough(j):
+                return
     running: list[tuple[Job, subprocess.Popen, float]] = []
     failed: list[tuple[Job, int]] = []
     (paths.out / "logs").mkdir(parents=True, exist_ok=True)
-    while todo or running:
-        while todo and len(running) < recipe.jobs and not failed:
-            job = todo.pop(0)
-            threads = job.spec.get("threads", recipe.threads)
-            log = (paths.out / "logs" / f"job-{job.name}.log").open("a", encoding="utf-8")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "msa_thinker.mini_repro_job", str(paths.out), json.dumps(job.spec)],
-                env=job_environment(threads, recipe.deterministic),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-            )
-            log.close()
-            running.append((job, proc, time.perf_counter()))
-            console.print(f"  started {job.name} (pid {proc.pid}, {threads} thread(s))", highlight=False)
-        time.sleep(0.5)
-        for entry in list(running):
-            job, proc, t0 = entry
-            if proc.poll() is None:
-                continue
-            running.remove(entry)
-            if proc.returncode == 0:
-                console.print(f"[green]✓[/] {job.name} ({time.perf_counter() - t0:.0f} s)", highlight=False)
-            else:
-                failed.append((job, proc.returncode))
-        if failed:
-            todo.clear()
+    try:
+        while todo or running:
+            while todo and len(running) < recipe.jobs and not failed:
+                job = todo.pop(0)
+                threads = job.spec.get("threads", recipe.threads)
+                log = (paths.out / "logs" / f"job-{job.name}.log").open("a", encoding="utf-8")
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "msa_thinker.mini_repro_job",
+                        str(paths.out),
+                        json.dumps(job.spec),
+                    ],
+                    env=job_environment(threads, recipe.deterministic),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO_ROOT,
+                    start_new_session=True,  # its own process group, so that _stop reaches the SFT child too
+                )
+                log.close()
+                running.append((job, proc, time.perf_counter()))
+                console.print(f"  started {job.name} (pid {proc.pid}, {threads} thread(s))", highlight=False)
+            time.sleep(0.5)
+            for entry in list(running):
+                job, proc, t0 = entry
+                if proc.poll() is None:
+                    continue
+                running.remove(entry)
+                if proc.returncode == 0:
+                    console.print(
+                        f"[green]✓[/] {job.name} ({time.perf_counter() - t0:.0f} s)", highlight=False
+                    )
+                    if enough is not None and enough(job):
+                        for other, other_proc, _ in running:
+                            console.print(f"  stopped {other.name}: not needed", highlight=False)
+                            _stop(other_proc)
+                        return
+                else:
+                    failed.append((job, proc.returncode))
+            if failed:
+                todo.clear()
+    except BaseException:
+        for _, proc, _ in running:  # their own sessions: an interrupt does not reach them
+            _stop(proc)
+        raise
     if failed:
         job, code = failed[0]
         log = paths.out / "logs" / f"job-{job.name}.log"
@@ -809,6 +853,7 @@ def run_calibration(
         grpo_calibration_result,
         render_calibration,
         sft_calibration_result,
+        sft_seed_passes,
     )
 
     cal = recipe.calibration
@@ -837,22 +882,26 @@ def run_calibration(
             for seed in cal.seeds
         ]
 
+    def sft_jobs(name: str) -> list[Job]:
+        plan = partial(sft_calibration_stages, paths, recipe, candidate=name)
+        return jobs_for("sft-calibration", plan, candidate=name)
+
+    def sft_failed(name: str) -> Callable[[Job], bool]:
+        return lambda job: not sft_seed_passes(paths, recipe, name, job.spec["seed"])
+
+    # A candidate that fails in one seed cannot pass in all: its other seeds run only if no candidate passes
+    # (the fallback counts passing seeds).
     for name in cal.sft_candidates:
-        run_jobs(
-            paths,
-            recipe,
-            jobs_for(
-                "sft-calibration",
-                partial(sft_calibration_stages, paths, recipe, candidate=name),
-                candidate=name,
-            ),
-            console,
-        )
+        run_jobs(paths, recipe, sft_jobs(name), console, enough=sft_failed(name))
         verdict = sft_calibration_result(paths, recipe, name)
-        result["sft"].append(verdict)
         console.print(f"SFT {name}: passed in {verdict['passed']}/{len(cal.seeds)} seeds", highlight=False)
+        result["sft"].append(verdict)
         if verdict["passed"] == len(cal.seeds):
             break
+    else:
+        for name in cal.sft_candidates:
+            run_jobs(paths, recipe, sft_jobs(name), console)
+        result["sft"] = [sft_calibration_result(paths, recipe, name) for name in cal.sft_candidates]
     best_sft = max(result["sft"], key=lambda v: v["passed"])  # max keeps the first of ties
     result["sft_chosen"] = best_sft["candidate"]
     for name in cal.grpo_candidates:

@@ -496,18 +496,25 @@ def render_report(results: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ calibration
-def sft_calibration_result(p: MiniPaths, recipe: MiniReproRecipe, candidate: str) -> dict[str, Any]:
+def sft_seed_passes(p: MiniPaths, recipe: MiniReproRecipe, candidate: str, seed: int) -> bool:
     valid = read_test_set(p.test_set(ID_DATASET), ID_DATASET, "valid")
-    per_seed = {
-        str(s): sft_criterion(score_run(p.valid_run(s, f"sft-{candidate}"), valid)[0], valid)
-        for s in recipe.calibration.seeds
-    }
+    return sft_criterion(score_run(p.valid_run(seed, f"sft-{candidate}"), valid)[0], valid)["passed"]
+
+
+def sft_calibration_result(p: MiniPaths, recipe: MiniReproRecipe, candidate: str) -> dict[str, Any]:
+    """Every calibration seed's validation result of one SFT candidate (a seed not run: None, not passed)."""
+    valid = read_test_set(p.test_set(ID_DATASET), ID_DATASET, "valid")
+    per_seed = {}
+    for s in recipe.calibration.seeds:
+        run = p.valid_run(s, f"sft-{candidate}")
+        done = (p.out / STAGE_DIR / f"predict-valid-sft-{candidate}-s{s}.json").is_file()
+        per_seed[str(s)] = sft_criterion(score_run(run, valid)[0], valid) if done else None
     return {
         "candidate": candidate,
         "overrides": recipe.calibration.sft_candidates[candidate],
         "text_only_acc3": valid.text_only_acc3,
         "per_seed": per_seed,
-        "passed": sum(v["passed"] for v in per_seed.values()),
+        "passed": sum(bool(v and v["passed"]) for v in per_seed.values()),
     }
 
 
@@ -536,7 +543,10 @@ def render_calibration(result: dict[str, Any]) -> str:
         "|:---|:---|---:|:---|---:|",
     ]
     for v in result["sft"]:
-        cells = ", ".join(f"s{s} {_pct(r['acc3'])} ({r['parse_failures']})" for s, r in v["per_seed"].items())
+        cells = ", ".join(
+            f"s{s} {_pct(r['acc3'])} ({r['parse_failures']})" if r else f"s{s} not run (failed earlier)"
+            for s, r in v["per_seed"].items()
+        )
         out.append(
             f"| {v['candidate']} | `{' '.join(v['overrides']) or '(v1)'}` | {_pct(v['text_only_acc3'])} | "
             f"{cells} | {v['passed']}/{len(v['per_seed'])} |"
