@@ -245,7 +245,7 @@ def compute_results(p: MiniPaths, recipe: MiniReproRecipe) -> dict[str, Any]:
                         "table": table.number,
                         "a": a,
                         "b": b,
-                        "primary": (a, b) in PRIMARY,
+                        "primary": (a, b) in PRIMARY and t.name == ID_DATASET,  # protocol v2: ID Acc3
                         "dataset": t.name,
                         "metrics": metrics,
                     }
