@@ -1,6 +1,9 @@
 """Session-wide test environment (offline, CPU, quiet, deterministic) and the fixtures several packages share."""
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,78 @@ def tiny_vllm_model_dir(tmp_path_factory: pytest.TempPathFactory):
     from msa_rl.tiny import VLLM_TINY_HIDDEN, build_tiny_omni
 
     return build_tiny_omni(tmp_path_factory.mktemp("tiny-omni-128"), seed=0, hidden=VLLM_TINY_HIDDEN)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """`msa-thinker demo` run once: its folder (``cwd/runs/demo``, the default --out seen from ``cwd``) and the
+    finished process."""
+
+    cwd: Path
+    out: Path
+    process: subprocess.CompletedProcess
+
+    @property
+    def model(self) -> Path:
+        """The model the demo trains last (SFT + Hint-GRPO)."""
+        return self.out / "models" / "hint-grpo"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The whole demo (slow: data, distillation, LLaMA-Factory SFT, GRPO, predict, report), run once per session.
+
+    tests/e2e checks the run itself; analyze, the app and the model push use its trained model and its clips.
+    Read-only for everyone but tests/e2e's rerun check (which changes nothing).
+    """
+    script = Path(sys.executable).parent / "msa-thinker"
+    if os.environ.get("MSA_THINKER_TEST_DEMO_CWD"):
+        # While developing: a folder whose runs/demo a finished `msa-thinker demo` wrote. The demo is still run
+        # there, so it only confirms every stage is done (seconds) and the test sees a real run's output.
+        cwd = Path(os.environ["MSA_THINKER_TEST_DEMO_CWD"]).resolve()
+    else:
+        cwd = tmp_path_factory.mktemp("demo-cwd")
+    out = cwd / "runs" / "demo"
+    process = subprocess.run(
+        [str(script), "demo", "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=cwd
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    return DemoRun(cwd, out, process)
+
+
+_HOLD_SCRIPT = """
+import sys
+from msa_core.lock import OutputLock
+lock = OutputLock(sys.argv[1], command=sys.argv[2]).acquire()
+print("locked", flush=True)
+sys.stdin.read()  # hold until the test closes stdin (or kills us)
+lock.release()
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(folder, command)``: a second real process that holds ``folder``'s output lock (msa_core.lock) until
+    the test ends; returns its Popen (kill it with SIGKILL to leave a stale lock behind)."""
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen] = []
+
+    def hold(folder: Path, command: str = "msa-eval predict --out elsewhere") -> subprocess.Popen:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_SCRIPT, str(folder), command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    for proc in started:
+        if proc.poll() is None:
+            proc.stdin.close()
+            proc.wait(timeout=10)

@@ -20,10 +20,13 @@ from msa_eval.cli import app as eval_app
 from msa_rl.cli import app as rl_app
 from typer.testing import CliRunner
 
-APPS = {"distill": distill_app, "eval": eval_app, "rl": rl_app}
+from msa_thinker.cli import app as thinker_app
+
+APPS = {"distill": distill_app, "eval": eval_app, "rl": rl_app, "thinker": thinker_app}
 HEADER = "video_id,clip_id,text,label,mode\n"
 FAST = ["--no-progress", "--set", "retry.max_retries=0", "--set", "retry.connect_timeout_s=3"]
 UNWRITABLE = "/sys/msa-thinker-bad-input"  # mkdir fails there even for root
+UNDER_PROC = "/proc/msa-thinker-bad-input/out"  # and under /proc
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Env:
     data: Path
     tmp: Path
     teacher: Callable[..., str]
+    hold: Callable[..., object]  # a second real process holding a folder's output lock (tests/conftest.py)
 
     def copy(self) -> Path:
         """A fresh copy of the 5-clip dataset (3 train, 2 test) to break."""
@@ -158,19 +162,19 @@ def _(e):
     ]
 
 
-@case("generate: --out is a file", "distill")
+@case("generate: --out is a file", "distill", code=2)
 def _(e):
     f = a_file(e)
     return e.generate(e.data, "--out", str(f)), [str(f), "--out is a file"]
 
 
-@case("generate: --out under a file", "distill")
+@case("generate: --out under a file", "distill", code=2)
 def _(e):
     f = a_file(e)
     return e.generate(e.data, "--out", str(f / "sub")), [str(f / "sub"), f"is under {f}"]
 
 
-@case("generate: --out not writable", "distill")
+@case("generate: --out not writable", "distill", code=2)
 def _(e):
     return e.generate(e.data, "--out", UNWRITABLE), [UNWRITABLE, "--out folder"]
 
@@ -364,19 +368,19 @@ def _(e):
     return e.predict(d), ["label.csv, line 2", "column 'label'", "label -7 outside sims's range"]
 
 
-@case("predict: --out is a file", "eval")
+@case("predict: --out is a file", "eval", code=2)
 def _(e):
     f = a_file(e)
     return e.predict(e.data, out=f), [str(f), "--out is a file"]
 
 
-@case("predict: --out under a file", "eval")
+@case("predict: --out under a file", "eval", code=2)
 def _(e):
     f = a_file(e)
     return e.predict(e.data, out=f / "run"), [str(f / "run"), f"is under {f}"]
 
 
-@case("predict: --out not writable", "eval")
+@case("predict: --out not writable", "eval", code=2)
 def _(e):
     return e.predict(e.data, out=Path(UNWRITABLE)), [UNWRITABLE, "--out folder"]
 
@@ -493,19 +497,19 @@ def _(e):
 
 
 # ------------------------------------------------------------------------------------------------------- msa-rl
-@case("tiny-model: OUT_DIR is a file", "rl")
+@case("tiny-model: OUT_DIR is a file", "rl", code=2)
 def _(e):
     f = a_file(e)
     return ["tiny-model", str(f)], [str(f), "OUT_DIR is a file"]
 
 
-@case("tiny-model: OUT_DIR under a file", "rl")
+@case("tiny-model: OUT_DIR under a file", "rl", code=2)
 def _(e):
     f = a_file(e)
     return ["tiny-model", str(f / "tiny")], [str(f / "tiny"), f"is under {f}"]
 
 
-@case("tiny-model: OUT_DIR not writable", "rl")
+@case("tiny-model: OUT_DIR not writable", "rl", code=2)
 def _(e):
     return ["tiny-model", UNWRITABLE], [UNWRITABLE, "OUT_DIR folder"]
 
@@ -520,6 +524,139 @@ def _(e):
 @case("sft: --set of an unknown key", "rl")
 def _(e):
     return ["sft", "--set", "learning_rat=1e-5"], ["--set learning_rat=1e-5", "unknown key 'learning_rat'"]
+
+
+# ---------------------------------------------------------------------------------- every writer's output path
+# One table for every command that writes: its output path is a file, lies under a file, or cannot be made (/sys,
+# /proc). Each is refused before any work, exit 2, one line naming the path and the option.
+def _run_dir(e: Env) -> Path:
+    run = e.tmp / "run-a"
+    run.mkdir(exist_ok=True)
+    (run / "sims.jsonl").write_text(json.dumps({"id": "v$_$0", "label": 0.2, "score": 0.1}) + "\n")
+    return run
+
+
+def _grpo_run(e: Env) -> Path:
+    run = e.tmp / "grpo-run"
+    run.mkdir(exist_ok=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "reward/total": 0.5}) + "\n")
+    return run
+
+
+WRITERS: dict[str, tuple[str, str, Callable[[Env, str], list[str]]]] = {
+    # name: (cli, option as the message names it, argv with that output path)
+    "generate --out": ("distill", "--out", lambda e, p: e.generate(e.data, "--out", p)),
+    "export --to": ("distill", "--to", lambda e, p: ["export", str(e.tmp), "--to", p]),
+    "stand-in-teacher --request-log": (
+        "distill",
+        "--request-log",
+        lambda e, p: ["stand-in-teacher", "--data", str(e.data), "--port", "0", "--request-log", p],
+    ),
+    "predict --out": ("eval", "--out", lambda e, p: e.predict(e.data, out=Path(p))),
+    "report --out": ("eval", "--out", lambda e, p: ["report", str(_run_dir(e)), "--out", p]),
+    "plot --out": ("rl", "--out", lambda e, p: ["plot", str(_grpo_run(e)), "--out", p]),
+    "tiny-model OUT_DIR": ("rl", "OUT_DIR", lambda e, p: ["tiny-model", p]),
+    "sft output_dir": ("rl", "output_dir", lambda e, p: ["sft", "--set", f"output_dir={p}"]),
+    "grpo output_dir": (
+        "rl",
+        "output_dir",
+        lambda e, p: [
+            "grpo",
+            "--set",
+            f"model={e.fake_model()}",
+            "--set",
+            f"data={e.data}",
+            "--set",
+            f"output_dir={p}",
+        ],
+    ),
+    "train output_dir": (
+        "rl",
+        "output_dir",
+        lambda e, p: ["train", "--set", "model=m", "--set", f"data={e.data}", "--set", f"output_dir={p}"],
+    ),
+    "make-data OUT_DIR": ("thinker", "OUT_DIR", lambda e, p: ["make-data", p, "--n", "3"]),
+    "demo --out": ("thinker", "--out", lambda e, p: ["demo", "--out", p]),
+    "mini-repro --out": ("thinker", "--out", lambda e, p: ["mini-repro", "--quick", "--out", p]),
+}
+
+
+def _output_path_cases() -> None:
+    for writer, (cli, option, argv) in WRITERS.items():
+
+        def is_a_file(e, argv=argv, option=option):
+            if option == "--request-log":  # an output file: a folder is what is in the way
+                d = e.tmp / "a-folder"
+                d.mkdir()
+                return argv(e, str(d)), [str(d), f"{option} is a folder, not a file"]
+            f = a_file(e)
+            return argv(e, str(f)), [str(f), f"{option} is a file, not a folder"]
+
+        def under_a_file(e, argv=argv):
+            f = a_file(e)
+            return argv(e, str(f / "deep" / "er")), [str(f / "deep" / "er"), f"is under {f}, which is a file"]
+
+        def in_sys(e, argv=argv, option=option):
+            return argv(e, f"{UNWRITABLE}/x"), [f"{UNWRITABLE}/x", f"{option} folder", "choose a writable"]
+
+        def under_proc(e, argv=argv, option=option):
+            return argv(e, f"{UNDER_PROC}/x"), [f"{UNDER_PROC}/x", "choose a writable " + option]
+
+        for kind, fn in (
+            ("in the way", is_a_file),
+            ("under a file", under_a_file),
+            ("under /sys", in_sys),
+            ("under /proc", under_proc),
+        ):
+            case(f"output path: {writer} {kind}", cli, code=2)(fn)
+
+
+_output_path_cases()
+
+
+# ------------------------------------------------------------------------------------ one job per output folder
+LOCKED: dict[str, tuple[str, Callable[[Env, Path], list[str]]]] = {
+    "generate": ("distill", lambda e, o: e.generate(e.data, "--out", str(o))),
+    "predict": ("eval", lambda e, o: e.predict(e.data, out=o)),
+    "sft": ("rl", lambda e, o: ["sft", "--set", f"output_dir={o}"]),
+    "grpo": (
+        "rl",
+        lambda e, o: [
+            "grpo",
+            "--set",
+            f"model={e.fake_model()}",
+            "--set",
+            f"data={e.data}",
+            "--set",
+            f"output_dir={o}",
+        ],
+    ),
+    "train": (
+        "rl",
+        lambda e, o: ["train", "--set", "model=m", "--set", f"data={e.data}", "--set", f"output_dir={o}"],
+    ),
+    "demo": ("thinker", lambda e, o: ["demo", "--out", str(o)]),
+    "mini-repro": ("thinker", lambda e, o: ["mini-repro", "--quick", "--out", str(o)]),
+}
+
+
+def _lock_cases() -> None:
+    for command, (cli, argv) in LOCKED.items():
+
+        def in_use(e, argv=argv, command=command):
+            out = e.tmp / "busy"
+            proc = e.hold(out, f"holder {command} --out busy")
+            return argv(e, out), [
+                str(out),
+                "in use by another job",
+                f"pid {proc.pid}",
+                f"(holder {command} --out busy)",
+            ]
+
+        case(f"locked: a second {command} on the same folder", cli)(in_use)
+
+
+_lock_cases()
 
 
 # ------------------------------------------------------------------------------------------------------ fixtures
@@ -557,12 +694,12 @@ def test_the_corpus_is_large_enough():
 
 @pytest.mark.parametrize(("cli", "code", "build"), CASES)
 def test_bad_input(
-    cli: str, code: int, build: Case, dataset: Path, teachers, tmp_path: Path, monkeypatch
+    cli: str, code: int, build: Case, dataset: Path, teachers, lock_holder, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("BAD_INPUT_TEACHER_KEY", "sk-right")
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    env = Env(dataset, tmp_path, teachers)
+    env = Env(dataset, tmp_path, teachers, lock_holder)
     argv, names = build(env)
     try:
         result = CliRunner().invoke(APPS[cli], [str(a) for a in argv])

@@ -36,6 +36,25 @@ def test_make_data_mosi_ids(tmp_path: Path) -> None:
     assert read_mmsa(tmp_path, "mosi").clips[0].video_id == "synthvid01"
 
 
+def test_make_data_never_overwrites_a_dataset_without_force(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["make-data", str(data), "--n", "6", "--seed", "1"]).exit_code == 0
+    before = {p.relative_to(data): p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    again = runner.invoke(app, ["make-data", str(data), "--n", "3", "--seed", "2"])
+    assert again.exit_code == 2, again.output
+    assert (
+        str(data) in again.output and "already holds a dataset" in again.output and "--force" in again.output
+    )
+    assert {p.relative_to(data): p.read_bytes() for p in data.rglob("*") if p.is_file()} == before  # intact
+    (data / "notes.txt").write_text("mine")
+    forced = runner.invoke(app, ["make-data", str(data), "--n", "3", "--seed", "2", "--force"])
+    assert forced.exit_code == 0, forced.output
+    rows = (data / "label.csv").read_text().splitlines()[1:]
+    mp4s = sorted(p.relative_to(data / "Raw") for p in (data / "Raw").rglob("*.mp4"))
+    assert len(rows) == 3 and len(mp4s) == 3  # the old clips are gone: no orphans
+    assert (data / "notes.txt").read_text() == "mine"  # what make-data did not make stays
+
+
 def test_make_data_errors_are_clean(tmp_path: Path) -> None:
     result = runner.invoke(app, ["make-data", str(tmp_path), "--dataset", "nope", "--n", "3"])
     assert result.exit_code == 1
@@ -45,6 +64,6 @@ def test_make_data_errors_are_clean(tmp_path: Path) -> None:
     blocked = tmp_path / "a_file"
     blocked.write_text("x")
     result = runner.invoke(app, ["make-data", str(blocked), "--n", "3"])
-    assert result.exit_code == 1 and "not a directory" in result.output
+    assert result.exit_code == 2 and "OUT_DIR is a file, not a folder" in result.output
     assert runner.invoke(app, ["make-data", str(tmp_path), "--hard-fraction", "1.5"]).exit_code == 2
     assert runner.invoke(app, ["make-data", str(tmp_path), "--n", "0"]).exit_code == 2

@@ -45,12 +45,22 @@ def make_data(
             min=0.0, max=1.0, help="Share of hard clips whose transcript disagrees with voice and face."
         ),
     ] = 0.2,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace a dataset already in OUT_DIR (its label.csv, Raw/ and synthetic.json are deleted first).",
+        ),
+    ] = False,
 ) -> None:
-    """Write a synthetic MMSA-layout dataset (H.264 + AAC mp4s) whose sentiment all three modalities carry."""
+    """Write a synthetic MMSA-layout dataset (H.264 + AAC mp4s) whose sentiment all three modalities carry.
+
+    A folder that already holds a dataset (label.csv or Raw/) is refused unless --force."""
     from collections import Counter
 
     from msa_core import POLARITIES, MSAError, get_spec, polarity_of, read_mmsa
-    from msa_core.synthetic import make_dataset
+    from msa_core.outdir import ensure_writable_dir
+    from msa_core.synthetic import make_dataset, replace_dataset
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -58,6 +68,8 @@ def make_data(
     console = Console()
     try:
         spec = get_spec(dataset)
+        ensure_writable_dir(out_dir, "OUT_DIR")
+        replace_dataset(out_dir, force)
         columns = (TextColumn("clips"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("clips", total=n)
@@ -72,7 +84,7 @@ def make_data(
         data = read_mmsa(out_dir, spec, missing="fail")
     except MSAError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     counts = Counter((c.mode, polarity_of(c.label, spec)) for c in data)
     hard = sum(
         1
@@ -120,7 +132,7 @@ def demo(
         raise typer.Exit(1) from None
     except MSAError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     console.print(f"\ndemo finished in {result.wall_s:.0f} s ({len(result.skipped)} stage(s) already done)")
     console.print(f"report:       {result.report}", highlight=False, soft_wrap=True)
     console.print(f"plots:        {result.report.parent / 'plots'}", highlight=False, soft_wrap=True)
@@ -231,7 +243,7 @@ def mini_repro(
         raise typer.Exit(1) from None
     except MSAError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     console.print(f"\nmini-repro: {recipe.seeds} seed(s), {result.run.wall_s:.0f} s this call")
     console.print(f"report:  {result.report}", highlight=False, soft_wrap=True)
     console.print(f"results: {result.results}", highlight=False, soft_wrap=True)
@@ -263,7 +275,7 @@ def paper(
             typer.echo(render(server, steps), nl=False)
     except MSAError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
 
 
 @app.command("doctor")
@@ -291,6 +303,13 @@ def doctor(
     )
     if failed:
         raise typer.Exit(1)
+
+
+from msa_thinker.analyze_cli import analyze_command  # noqa: E402
+from msa_thinker.publish_model_cli import publish_model_command  # noqa: E402
+
+app.command("analyze")(analyze_command)
+app.command("publish-model")(publish_model_command)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from msa_core import ConfigError, artifacts, read_jsonl
+from msa_core.outdir import claim_output_dir, clear_own_folder
 
 from msa_thinker.stage_driver import (
     STAGE_DIR,
@@ -391,29 +392,30 @@ def run_demo(
     console = console or Console(file=sys.stdout)
     size = size or DemoSize()
     paths = DemoPaths(Path(out).resolve())
-    if fresh and paths.out.exists():
-        shutil.rmtree(paths.out)
-    offline_cpu_environment(size.threads)
-    run = run_stages(
-        stages(paths),
-        paths.out,
-        lambda log, log_path: StageContext(paths, size, log, log_path),
-        console=console,
-        until=until,
-    )
-    (paths.out / "demo.json").write_text(
-        json.dumps(
-            {
-                "wall_s": round(run.wall_s, 2),
-                "timings_s": run.timings,
-                "cpu_s": run.cpu,
-                "skipped": run.skipped,
-                "size": asdict(size),
-            },
-            indent=1,
+    with claim_output_dir(paths.out, "--out"):  # checked before any work; one demo per folder
+        if fresh:
+            clear_own_folder(paths.out, "the demo", STAGE_DIR)
+        offline_cpu_environment(size.threads)
+        run = run_stages(
+            stages(paths),
+            paths.out,
+            lambda log, log_path: StageContext(paths, size, log, log_path),
+            console=console,
+            until=until,
         )
-        + "\n"
-    )
+        (paths.out / "demo.json").write_text(
+            json.dumps(
+                {
+                    "wall_s": round(run.wall_s, 2),
+                    "timings_s": run.timings,
+                    "cpu_s": run.cpu,
+                    "skipped": run.skipped,
+                    "size": asdict(size),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return DemoResult(
         paths.out, paths.report / artifacts.REPORT_MARKDOWN, run.timings, run.skipped, run.wall_s
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from typing import Any
 
 import yaml
 from msa_core import ConfigError, artifacts
+from msa_core.outdir import claim_output_dir, clear_own_folder
 from msa_core.recipe import load_recipe, write_resolved
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -794,8 +794,8 @@ def _check_same_recipe(out: Path, recipe: MiniReproRecipe) -> None:
 
 def _prepare(out: str | Path, recipe: MiniReproRecipe, fresh: bool) -> MiniPaths:
     paths = MiniPaths(Path(out).resolve())
-    if fresh and paths.out.exists():
-        shutil.rmtree(paths.out)
+    if fresh:
+        clear_own_folder(paths.out, "mini-repro", artifacts.MINI_REPRO_RECIPE)
     paths.out.mkdir(parents=True, exist_ok=True)
     _check_same_recipe(paths.out, recipe)
     write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
@@ -820,17 +820,18 @@ def run_mini_repro(
     from rich.console import Console
 
     console = console or Console(file=sys.stdout)
-    paths = _prepare(out, recipe, fresh)
-    # The report covers the seeds of this call: it is always made again.
-    (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
-    started = time.perf_counter()
-    shared = run_stages(
-        shared_stages(paths), paths.out, _context(paths, recipe), console=console, until=until
-    )
-    if until is not None:
-        return MiniReproResult(paths.out, paths.report, paths.results, shared)
-    run_jobs(paths, recipe, seed_jobs(paths, recipe), console)
-    report = run_stages([report_stage(paths)], paths.out, _context(paths, recipe), console=console)
+    with claim_output_dir(Path(out).resolve(), "--out"):  # checked before any work; one mini-repro per folder
+        paths = _prepare(out, recipe, fresh)
+        # The report covers the seeds of this call: it is always made again.
+        (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
+        started = time.perf_counter()
+        shared = run_stages(
+            shared_stages(paths), paths.out, _context(paths, recipe), console=console, until=until
+        )
+        if until is not None:
+            return MiniReproResult(paths.out, paths.report, paths.results, shared)
+        run_jobs(paths, recipe, seed_jobs(paths, recipe), console)
+        report = run_stages([report_stage(paths)], paths.out, _context(paths, recipe), console=console)
     done = [s.name for s in stages(paths, recipe)[len(shared_stages(paths)) : -1]]
     run = StagesRun(
         {**shared.timings, **report.timings},
@@ -849,6 +850,17 @@ def run_calibration(
     test set. Writes calibration.json and calibration.md; returns the latter."""
     from rich.console import Console
 
+    cal = recipe.calibration
+    if not (cal.seeds and cal.sft_candidates and cal.grpo_candidates and recipe.data.valid_clips):
+        raise ConfigError(
+            "calibration needs calibration.seeds, sft_candidates, grpo_candidates and data.valid_clips"
+        )
+    console = console or Console(file=sys.stdout)
+    with claim_output_dir(Path(out).resolve(), "--out"):  # checked before any work; one job per folder
+        return _calibrate(_prepare(out, recipe, fresh), recipe, console)
+
+
+def _calibrate(paths: MiniPaths, recipe: MiniReproRecipe, console: Any) -> Path:
     from msa_thinker.mini_repro_results import (
         grpo_calibration_result,
         render_calibration,
@@ -857,12 +869,6 @@ def run_calibration(
     )
 
     cal = recipe.calibration
-    if not (cal.seeds and cal.sft_candidates and cal.grpo_candidates and recipe.data.valid_clips):
-        raise ConfigError(
-            "calibration needs calibration.seeds, sft_candidates, grpo_candidates and data.valid_clips"
-        )
-    console = console or Console(file=sys.stdout)
-    paths = _prepare(out, recipe, fresh)
     run_stages(shared_stages(paths), paths.out, _context(paths, recipe), console=console)
     result: dict[str, Any] = {
         "seeds": cal.seeds,

@@ -1,13 +1,14 @@
-"""cot-distill push: Hub boundary mocked (no network); the token comes from HF_TOKEN, is written nowhere."""
+"""cot-distill push against a local Hub double that really stores what is uploaded (tests/cot_distill/hub_double.py):
+what the tests read back is what the client sent. The token comes from HF_TOKEN and is written nowhere."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from cot_distill.cli import app
 from cot_distill.export import export
+from hub_double import HubDouble
 from huggingface_hub import HfApi
 from publish_helpers import TEACHER, make_generate_out
 from typer.testing import CliRunner
@@ -25,43 +26,39 @@ def export_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def hub(monkeypatch):
-    """Replace the two Hub calls; record what they were given (including the token the client holds)."""
-    calls: list[tuple[str, dict]] = []
+def hub(monkeypatch, tmp_path_factory):
+    """The Hub double, with huggingface_hub (in this process) pointed at it and online."""
+    from huggingface_hub import constants
 
-    def create_repo(self, repo_id, **kwargs):
-        calls.append(("create_repo", {"repo_id": repo_id, "token": self.token, **kwargs}))
-        return f"https://huggingface.co/datasets/{repo_id}"
+    with HubDouble(tmp_path_factory.mktemp("hub")) as double:
+        monkeypatch.setattr(constants, "ENDPOINT", double.url)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        yield double
 
-    def upload_folder(self, **kwargs):
-        folder = Path(kwargs["folder_path"])
-        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        calls.append(("upload_folder", {"token": self.token, "files": files, **kwargs}))
 
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    return calls
+def _sent(hub: HubDouble) -> list:
+    return [r for r in hub.requests if r.path.startswith("/api/") and r.path != "/api/agent-harnesses"]
 
 
 def test_push_creates_the_repo_and_uploads_the_export_with_a_card(export_dir, hub, monkeypatch):
     _, ds = export_dir
+    (ds / ".export.json.tmp").write_text("left by an interrupted export")
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     result = runner.invoke(app, ["push", str(ds), "--repo-id", "my-org/msa-cot", "--private"])
     assert result.exit_code == 0, result.output
-    (name1, create), (name2, upload) = hub
-    assert (name1, name2) == ("create_repo", "upload_folder")
-    assert create["repo_id"] == "my-org/msa-cot" and create["repo_type"] == "dataset"
-    assert create["private"] is True and create["exist_ok"] is True and create["token"] == TOKEN
-    assert upload["repo_id"] == "my-org/msa-cot" and upload["repo_type"] == "dataset"
-    assert Path(upload["folder_path"]) == ds and upload["token"] == TOKEN
-    for expected in ("README.md", "dataset_info.json", "msa_cot.json", "data/train.parquet", "export.json"):
-        assert expected in upload["files"]
-    assert any(f.startswith("video/") for f in upload["files"]) and any(
-        f.startswith("audio/") for f in upload["files"]
-    )
-    card = (ds / "README.md").read_text()
+    assert hub.repos[("dataset", "my-org/msa-cot")].private is True
+    files = hub.files("dataset", "my-org/msa-cot")
+    local = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file())
+    expected = [f for f in local if not f.startswith(("video/", "audio/", "."))]
+    assert files == expected  # everything but the media and the temp file, nothing else
+    for name in ("README.md", "dataset_info.json", "msa_cot.json", "data/train.parquet", "export.json"):
+        assert name in files
+        assert hub.read("dataset", "my-org/msa-cot", name) == (ds / name).read_bytes()
+    assert {r.authorization for r in _sent(hub)} == {f"Bearer {TOKEN}"}
+    card = hub.read("dataset", "my-org/msa-cot", "README.md").decode()
     assert 'load_dataset("my-org/msa-cot")' in card and TEACHER in card and "research use only" in card
-    assert "huggingface.co/datasets/my-org/msa-cot" in result.output
+    assert f"{hub.url}/datasets/my-org/msa-cot" in result.output.replace("\n", "")
+    (ds / ".export.json.tmp").unlink()
 
 
 def test_missing_token_is_a_clean_error_and_nothing_is_sent(export_dir, hub, monkeypatch):
@@ -71,20 +68,20 @@ def test_missing_token_is_a_clean_error_and_nothing_is_sent(export_dir, hub, mon
     assert (
         result.exit_code == 1 and "HF_TOKEN is not set" in result.output and "Traceback" not in result.output
     )
-    assert hub == []
+    assert _sent(hub) == []
 
 
 @pytest.mark.parametrize("repo_id", ["no-slash", "a/b/c", "/name", "org/"])
 def test_bad_repo_id_is_refused(export_dir, hub, monkeypatch, repo_id):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     result = runner.invoke(app, ["push", str(export_dir[1]), "--repo-id", repo_id])
-    assert result.exit_code == 1 and "ORG/NAME" in result.output and hub == []
+    assert result.exit_code == 1 and "ORG/NAME" in result.output and _sent(hub) == []
 
 
 def test_not_an_export_directory(tmp_path, hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     result = runner.invoke(app, ["push", str(tmp_path), "--repo-id", "o/n"])
-    assert result.exit_code == 1 and "export.json not found" in result.output and hub == []
+    assert result.exit_code == 1 and "export.json not found" in result.output and _sent(hub) == []
 
 
 def test_hub_errors_are_shown_without_the_token(export_dir, monkeypatch):
@@ -123,17 +120,20 @@ def test_media_stay_local_unless_asked_and_the_card_says_how_to_get_them(export_
     result = runner.invoke(app, ["push", str(ds), "--repo-id", "my-org/msa-cot"])
     assert result.exit_code == 0, result.output
     assert "without the media files" in result.output
-    upload = hub[-1][1]
-    assert "video/**" in upload["ignore_patterns"] and "audio/**" in upload["ignore_patterns"]
-    card = (ds / "README.md").read_text()
+    files = hub.files("dataset", "my-org/msa-cot")
+    assert "data/train.parquet" in files and not [f for f in files if f.startswith(("video/", "audio/"))]
+    card = hub.read("dataset", "my-org/msa-cot", "README.md").decode()
     assert "The clips are not included" in card and "github.com/thuiar/MMSA" in card
     assert "extract_wav" in card and "Raw/<video_id>/<clip_id>.mp4" in card
 
     result = runner.invoke(app, ["push", str(ds), "--repo-id", "my-org/msa-cot", "--include-media"])
     assert result.exit_code == 0, result.output
-    upload = hub[-1][1]
-    assert not {"video/**", "audio/**"} & set(upload["ignore_patterns"])
-    assert "are included" in (ds / "README.md").read_text()
+    files = hub.files("dataset", "my-org/msa-cot")
+    media = sorted(
+        p.relative_to(ds).as_posix() for d in ("video", "audio") for p in (ds / d).rglob("*") if p.is_file()
+    )
+    assert media and set(media) <= set(files)
+    assert "are included" in hub.read("dataset", "my-org/msa-cot", "README.md").decode()
 
 
 def test_the_resolved_distillation_config_is_published_without_paths_or_secrets(tmp_path, monkeypatch):

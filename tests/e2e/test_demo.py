@@ -29,12 +29,9 @@ def _table_rows(report: str, title: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_demo_runs_to_a_report_then_a_rerun_skips_every_stage(tmp_path):
-    out = tmp_path / "demo"
+def test_demo_runs_to_a_report_then_a_rerun_skips_every_stage(demo_run):
+    out, first = demo_run.out, demo_run.process
     script = Path(sys.executable).parent / "msa-thinker"
-    first = subprocess.run(
-        [str(script), "demo", "--out", str(out)], capture_output=True, text=True, timeout=900
-    )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     report_path = out / "report" / "report.md"
     assert str(report_path) in first.stdout.replace("\n", "")

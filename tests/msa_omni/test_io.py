@@ -148,7 +148,9 @@ def test_drop_none_keys_keeps_the_template_from_inventing_media(thinker, clip) -
 
 def test_check_thinker_dir_errors(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert omni.check_thinker_dir(tiny_model_dir)["model_type"] == "qwen2_5_omni_thinker"
-    assert omni.check_thinker_dir("Qwen/Qwen2.5-Omni-7B") == {}  # a Hub id: checked by whoever downloads it
+    # A Hub id that is not in the cache fails at once offline (the tests run with HF_HUB_OFFLINE=1), naming it.
+    with pytest.raises(ConfigError, match=r"'Qwen/Qwen2.5-Omni-7B' is not in the local .*HF_HUB_OFFLINE"):
+        omni.check_thinker_dir("Qwen/Qwen2.5-Omni-7B")
     with pytest.raises(ConfigError, match="does not exist"):
         omni.check_thinker_dir(tmp_path / "nope")
     with pytest.raises(ConfigError, match=r"no config\.json"):

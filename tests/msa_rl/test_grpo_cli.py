@@ -101,12 +101,19 @@ def test_cli_errors_are_clean(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     result = runner.invoke(app, ["grpo", "--config", str(DEMO), "--set", "model="])
     assert result.exit_code == 1 and "model is not set" in result.output
+    result = runner.invoke(app, ["grpo", "--set", f"model={tmp_path}", "--set", f"data={tmp_path}"])
+    assert result.exit_code == 1 and f"model path {tmp_path} has no config.json" in result.output
+    assert "not a Hugging Face checkpoint" in result.output  # the same check as SFT's, before any model loads
+    model = tmp_path / "model"  # passes the checkpoint check: the data check comes next
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "qwen2_5_omni_thinker"}')
+    (model / "tokenizer_config.json").write_text("{}")
     result = runner.invoke(
         app,
         [
             "grpo",
             "--set",
-            f"model={tmp_path}",
+            f"model={model}",
             "--set",
             f"data={tmp_path / 'none'}",
             "--set",

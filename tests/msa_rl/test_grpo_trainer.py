@@ -350,6 +350,12 @@ def test_hint_false_is_plain_grpo(
     assert m["hard_fraction"][-1] == 0.5 and "hint_success" not in m
     assert m["zero_std_fraction_before"][-1] == (0.5 if score_requires_polarity else 0.0)
     assert out["completion_mask"].sum(dim=1).min() > 0  # nothing dropped
+    # HF generate samples from the trainer's own model: no mismatch, nothing weighted
+    assert "rollout_is_weight" not in out
+    assert (
+        m["mismatch/logp_abs_max"][-1] == m["mismatch/kl"][-1] == 0.0
+        and m["mismatch/is_weight_mean"][-1] == 1
+    )
 
 
 def test_drop_hard_takes_hard_groups_out_of_the_loss(
@@ -381,6 +387,71 @@ def test_drop_hard_takes_hard_groups_out_of_the_loss(
     kept = {k: first_group(v) for k, v in out.items() if k != "omni_keep_scale"}
     loss_kept = trainer._compute_loss(trainer.model, kept).item()
     assert loss_all == pytest.approx(loss_kept, rel=1e-5, abs=1e-7)
+
+
+class ScriptedRollout:
+    """Stands in for the vLLM engine (OmniVLLMRollout's two methods): scripted completions, every sampled token
+    reported with the log-prob ``logp``."""
+
+    def __init__(self, trainer, texts_for, logp: float):
+        self.trainer, self.texts_for, self.logp = trainer, texts_for, logp
+        self.calls: list[list[list[int]]] = []
+
+    def sync_weights(self) -> None:
+        pass
+
+    def generate(self, prompt_ids, rows):
+        tok = self.trainer._tokenizer
+        texts = self.texts_for(self.trainer, prompt_ids)
+        self.calls.append([list(p) for p in prompt_ids])
+        ids = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in texts]
+        return ids, [[self.logp] * len(i) for i in ids]
+
+
+def test_vllm_rollouts_are_importance_weighted_in_the_loss(
+    tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path
+) -> None:
+    """A scripted engine reports log-prob -12 for every sampled token: each completion token's policy loss is
+    weighted by min(pi_trainer / pi_engine, cap), hinted rows' engine log-probs cover their continuation only, and
+    the step's mismatch metrics are those of the batch."""
+    cap = 2.0
+    trainer = build_trainer(
+        recipe(tiny_model_dir, grpo_clips, tmp_path, beta=0.0, rollout_correction_cap=cap)
+    )
+    trainer._vllm = engine = ScriptedRollout(trainer, first_pass_positive, logp=-12.0)
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(
+        group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
+    )
+    assert len(engine.calls) == 2  # the negative clip's group was hinted
+    mask = out["completion_mask"].bool()
+    rollout = out["sampling_per_token_logps"]
+    # one engine log-prob per completion token, hinted rows included (the hint is prompt: no log-prob)
+    assert (rollout[mask] == -12.0).all() and (rollout[~mask] == 0.0).all()
+    trainer_logps = trainer._trainer_logps(out)
+    weights = out["rollout_is_weight"]
+    want = torch.exp(trainer_logps + 12.0).clamp(max=cap)
+    assert weights.shape == mask.shape and torch.allclose(weights[mask], want[mask], rtol=1e-4)
+    d = (trainer_logps + 12.0)[mask]
+    m = trainer._metrics["train"]
+    assert m["mismatch/logp_abs_mean"][-1] == pytest.approx(d.abs().mean().item(), rel=1e-4)
+    assert m["mismatch/logp_abs_max"][-1] == pytest.approx(d.abs().max().item(), rel=1e-4)
+    assert m["mismatch/kl"][-1] == pytest.approx((torch.expm1(d) - d).mean().item(), rel=1e-4)
+
+    # beta = 0 and one iteration: the policy loss of a row is -A * mean over its tokens of the weight
+    trainer.current_gradient_accumulation_steps = 1  # set by train(); this test calls the loss directly
+    advantages, fmask = out["advantages"].unsqueeze(1), out["completion_mask"].float()
+    assert advantages.abs().sum() > 0
+
+    def expected(w: torch.Tensor) -> float:
+        return (-(advantages * w * fmask).sum(-1) / fmask.sum(-1).clamp(min=1)).mean().item()
+
+    weighted = trainer._compute_loss(trainer.model, out).item()
+    plain = {k: v for k, v in out.items() if k != "rollout_is_weight"}
+    unweighted = trainer._compute_loss(trainer.model, plain).item()
+    assert weighted == pytest.approx(expected(weights), rel=1e-4, abs=1e-7)
+    assert unweighted == pytest.approx(expected(torch.ones_like(weights)), rel=1e-4, abs=1e-7)
+    assert weighted != pytest.approx(unweighted, rel=1e-3)
 
 
 def test_hint_and_drop_hard_exclude_each_other(tiny_model_dir: Path, tmp_path: Path) -> None:

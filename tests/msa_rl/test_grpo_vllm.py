@@ -30,6 +30,10 @@ TEXT_TOL = 1e-4
 # the interleaved audio (its feature extraction call or TMRoPE positions). The check: one step moves the engine's
 # media log-probs several times further than that gap, and the gap stays bounded.
 MEDIA_TOL = 1.0
+# The rollouts' own sampled tokens (all with the clip): engine vs trainer log-probs, as the trainer logs them every
+# step. With vLLM's audio-in-video positions off by one (issue 16 item 1) measured up to 1.08 nats (mean 0.04-0.06,
+# KL 0.008); a misaligned or unprocessed log-prob would be off by whole nats on most tokens.
+ROLLOUT_TOL = 2.0
 
 grpo_clips = grpo_helpers.grpo_clips
 format_model_vllm = grpo_helpers.format_model_vllm
@@ -127,3 +131,18 @@ def test_metrics_jsonl_as_with_hf_generate(probe: dict) -> None:
         assert 0.0 <= r["hard_fraction"] <= 1.0 and r["completion_length"] > 0
     assert any(r["reward/format"] > 0 for r in rows)  # the SFT'd policy writes DC answers through vLLM
     assert any(r["loss"] != 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_rollout_mismatch_is_logged_and_weighted(probe: dict) -> None:
+    """Every step logs how far the engine's log-probs of its own samples are from the trainer's (float32 both), and
+    the loss weighs the rollouts by the truncated importance weight (rollout_correction: token, cap 2)."""
+    from msa_rl.grpo_trainer import read_metrics
+
+    rows = read_metrics(Path(probe["out"]) / "grpo")
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        mean, worst, kl = r["mismatch/logp_abs_mean"], r["mismatch/logp_abs_max"], r["mismatch/kl"]
+        assert 0 < mean <= worst < ROLLOUT_TOL, r  # > 0: the engine's own numbers, not the trainer's
+        assert 0 <= kl <= worst**2, r  # k3 = d^2/2 + O(d^3) per token
+        assert 0 < r["mismatch/is_weight_mean"] <= 2.0 and 0 <= r["mismatch/is_truncated_fraction"] <= 1

@@ -12,7 +12,9 @@ app = typer.Typer(
 )
 
 
-def fail(exc: Exception, code: int = 1) -> typer.Exit:
-    """Print a user-facing error (no traceback) and give the Exit to raise: ``raise fail(exc) from None``."""
+def fail(exc: Exception, code: int | None = None) -> typer.Exit:
+    """Print a user-facing error (no traceback) and give the Exit to raise: ``raise fail(exc) from None``.
+
+    The status is ``code``, else the error's own (2 for a usage error such as an unwritable output path), else 1."""
     typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(code)
+    return typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))

@@ -41,6 +41,7 @@ from msa_core import (
     safe_media_path,
 )
 from msa_core.media import content_hash, extract_wav
+from msa_core.outdir import ensure_writable_dir
 
 ACCEPTED_FILE = artifacts.ACCEPTED
 STATS_FILE = artifacts.DISTILL_STATS
@@ -256,8 +257,6 @@ def _write_json(path: Path, data: Any) -> None:
 def _check_target(out_dir: Path, source: Path, force: bool) -> None:
     if out_dir.resolve() == source.resolve():
         raise DataError("--to must differ from the generate output directory", file=out_dir)
-    if out_dir.is_file():
-        raise DataError("--to is a file, not a directory", file=out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).is_file() and not force:
         raise DataError(
             "directory is not empty and holds no previous export; choose another --to or pass --force",
@@ -284,10 +283,10 @@ def export(
         raise DataError(f"unknown export format(s) {unknown or '(none)'}; use {', '.join(FORMATS)}")
     if not dataset_name.replace("_", "").replace("-", "").isalnum():
         raise DataError(f"dataset name {dataset_name!r} must be letters, digits, '_' or '-'")
-    rows = read_accepted(source / ACCEPTED_FILE)
     _check_target(out_dir, source, force)
+    ensure_writable_dir(out_dir, "--to")  # before any work
+    rows = read_accepted(source / ACCEPTED_FILE)
     previous = _previous_manifest(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     media = _place_media(rows, out_dir, link, workers)
 
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}

@@ -36,7 +36,7 @@ from msa_core import (
     read_mmsa,
 )
 from msa_core.media import content_hash, extract_wav
-from msa_core.outdir import ensure_writable_dir
+from msa_core.outdir import claim_output_dir
 from msa_core.skipped import Skip, media_reason, write_skipped
 
 from cot_distill.cache import JsonlAppender, request_key, write_json_atomic
@@ -555,7 +555,11 @@ def generate(
     gen = Generator(cfg, config_dir=config_dir)
     clips = gen.clips()
     check_out_dir(gen.out, gen.spec, gen.data_root, cfg.model, force)
-    ensure_writable_dir(gen.out, "--out")
+    with claim_output_dir(gen.out, "--out"):  # one generate per folder: no request asked twice
+        return _generate(gen, cfg, clips, show_progress)
+
+
+def _generate(gen: Generator, cfg: DistillConfig, clips: list, show_progress: bool | None) -> GenerateResult:
     dump_config(cfg, gen.out / artifacts.DISTILL_CONFIG)
     reqs = gen.plan(clips)
     write_skipped(gen.out, gen.spec.name, gen.skipped)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from msa_core import ConfigError, DataError, MSAError
+from msa_core.outdir import ensure_writable_dir
 
 from cot_distill.card import write_card
 from cot_distill.export import MANIFEST_FILE
@@ -66,6 +67,7 @@ def push(
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON ({exc.msg})", file=manifest_path, line=exc.lineno) from None
     token = hub_token(token_env)
+    ensure_writable_dir(folder, "FOLDER")  # the card is rewritten there for this repo id
     write_card(folder, manifest, repo_id=repo_id, media_included=include_media)
 
     from huggingface_hub import HfApi

@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlparse
 
 from aiohttp import web
 from msa_core import Clip, ConfigError, DatasetSpec, read_mmsa
+from msa_core.outdir import ensure_writable_file
 
 TRANSPORT_FAULTS = ("http429", "http500", "drop", "slow", "not_json")
 CONTENT_FAULTS = (
@@ -114,6 +115,8 @@ class StandInTeacher:
     api_key_env: str | None = None
 
     def __post_init__(self) -> None:
+        if self.request_log:  # appended to, never replaced
+            ensure_writable_file(self.request_log, "--request-log")
         ds = read_mmsa(self.data, self.dataset)
         self.spec: DatasetSpec = ds.spec
         self.by_path: dict[tuple[str, str], Clip] = {(c.video_id, c.clip_id): c for c in ds.clips}

@@ -2,7 +2,7 @@
 
 from msa_core import artifacts, recipe
 from msa_core.dc import DCOutput, DCParseError, LenientParse
-from msa_core.errors import ConfigError, DataError, MediaError, MSAError
+from msa_core.errors import ConfigError, DataError, MediaError, MSAError, OutputPathError, exit_code_of
 from msa_core.jsonl import JsonlAppender, read_jsonl, write_json_atomic, write_jsonl_atomic
 from msa_core.media_settings import MediaSettings
 from msa_core.mmsa import ID_SEPARATOR, SPLITS, Clip, MMSADataset, read_mmsa, safe_media_path
@@ -25,6 +25,7 @@ _LAZY = {
             "MediaInfo",
             "MediaSettings",
             "content_hash",
+            "exit_code_of",
             "extract_wav",
             "load_audio",
             "probe",
@@ -69,12 +70,14 @@ __all__ = [
     "MediaError",
     "MediaInfo",
     "MediaSettings",
+    "OutputPathError",
     "Polarity",
     "Prompt",
     "artifacts",
     "build_prompt",
     "chat_messages",
     "content_hash",
+    "exit_code_of",
     "extract_wav",
     "get_spec",
     "list_specs",

@@ -6,7 +6,12 @@ from pathlib import Path
 
 
 class MSAError(Exception):
-    """Base class: a user-facing error with a message that says what to fix."""
+    """Base class: a user-facing error with a message that says what to fix.
+
+    ``exit_code`` is the status a CLI exits with: 1 (the work failed or was refused), 2 for a usage error (an
+    option or path that cannot work, like typer's own bad-option errors)."""
+
+    exit_code = 1
 
 
 class DataError(MSAError, ValueError):
@@ -38,5 +43,17 @@ class MediaError(DataError):
     """A video/audio file that cannot be used: no audio track, zero length, corrupt container."""
 
 
+class OutputPathError(DataError):
+    """An output path that cannot be written (a file in the way, a read-only place, a parent that is a file):
+    a usage error, found before any work."""
+
+    exit_code = 2
+
+
 class ConfigError(MSAError, ValueError):
     """A configuration file or override with an unknown key or a bad value."""
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The status a CLI exits with for ``exc`` (1 unless the error says otherwise)."""
+    return getattr(exc, "exit_code", 1)

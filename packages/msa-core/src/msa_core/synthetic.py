@@ -18,13 +18,14 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from msa_core.errors import ConfigError
+from msa_core.errors import ConfigError, OutputPathError
 from msa_core.spec import POLARITIES, DatasetSpec, Polarity, get_spec, polarity_of
 
 SIZE, FPS, SECONDS, SAMPLE_RATE = 64, 10, 2.0, 16000
@@ -251,6 +252,28 @@ def _check_args(n: int, hard_fraction: float, splits: Sequence[float]) -> list[f
             f"splits must be three non-negative train/valid/test fractions, got {tuple(splits)!r}"
         )
     return [f / sum(splits) for f in splits]
+
+
+def replace_dataset(out_dir: str | Path, force: bool) -> None:
+    """Make room for a new dataset in ``out_dir``: one already there (label.csv or Raw/, synthetic or real) is an
+    OutputPathError unless ``force``, which deletes its label.csv, Raw/ and synthetic.json (nothing else)."""
+    out = Path(out_dir)
+    found = [name for name in ("label.csv", "Raw") if (out / name).exists()]
+    if not found:
+        return
+    if not force:
+        raise OutputPathError(
+            f"OUT_DIR already holds a dataset ({' and '.join(found)}); choose another OUT_DIR, or pass --force to "
+            "replace it",
+            file=out,
+        )
+    for name in ("label.csv", "synthetic.json"):
+        (out / name).unlink(missing_ok=True)
+    raw = out / "Raw"
+    if raw.is_symlink() or raw.is_file():
+        raw.unlink()
+    elif raw.is_dir():
+        shutil.rmtree(raw)
 
 
 def make_dataset(

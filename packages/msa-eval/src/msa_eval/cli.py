@@ -59,7 +59,7 @@ def _user_errors() -> Iterator[None]:
                         )
     except MSAError as exc:
         _err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
 
 
 def _fmt(key: str, value) -> str:

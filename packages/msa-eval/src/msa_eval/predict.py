@@ -34,7 +34,7 @@ from msa_core import (
 )
 from msa_core.jsonl import read_jsonl
 from msa_core.media_settings import MediaSettings
-from msa_core.outdir import ensure_writable_dir
+from msa_core.outdir import claim_output_dir
 from msa_core.skipped import Skip, media_reason, write_skipped
 from msa_core.spec import DatasetSpec
 
@@ -319,16 +319,17 @@ def predict(
         limit=limit,
         **settings_kw,
     )
-    run_dir = ensure_writable_dir(out, "--out")
-    if overwrite:
-        for name in names:
-            artifacts.predictions_path(run_dir, name).unlink(missing_ok=True)
-    loaded: list[Generator] = []
+    run_dir = Path(out)
+    with claim_output_dir(run_dir, "--out"):  # one predict per run folder: no clip predicted twice
+        if overwrite:
+            for name in names:
+                artifacts.predictions_path(run_dir, name).unlink(missing_ok=True)
+        loaded: list[Generator] = []
 
-    def get_generator() -> Generator:
-        if not loaded:
-            loaded.append(make_generator(settings, run_dir))
-        return loaded[0]
+        def get_generator() -> Generator:
+            if not loaded:
+                loaded.append(make_generator(settings, run_dir))
+            return loaded[0]
 
-    jobs = [_open_job(Path(d), name, run_dir, settings) for d, name in pairs]
-    return predict_datasets(get_generator, jobs, settings, progress=progress)
+        jobs = [_open_job(Path(d), name, run_dir, settings) for d, name in pairs]
+        return predict_datasets(get_generator, jobs, settings, progress=progress)

@@ -154,7 +154,7 @@ def predict_command(
         except MSAError as exc:
             bar.stop()
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
     from msa_core.skipped import SKIPPED_FILE, describe
 
     for s in summaries:

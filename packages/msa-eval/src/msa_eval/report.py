@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from msa_core import DataError, DatasetSpec, MSAError, get_spec, list_specs
 from msa_core import artifacts as A
+from msa_core.outdir import ensure_writable_dir
 from msa_core.skipped import SKIPPED_FILE, Skip, describe
 
 from msa_eval.bootstrap import bootstrap_ci, paired_bootstrap
@@ -555,7 +556,8 @@ def write_report(
     on_failure: str = "neutral",
 ) -> ReportResult:
     """Score every run × dataset and write report.md, tables.tex, metrics.csv, metrics.json and
-    plots/*.png."""
+    plots/*.png (replacing those of an earlier report there). ``out`` is checked before any scoring."""
+    out = ensure_writable_dir(out, "--out")
     scored = score_runs(
         run_dirs,
         train_domain=train_domain,
@@ -564,8 +566,6 @@ def write_report(
         seed=seed,
         on_failure=on_failure,
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     plot_files = _plots(out, scored.runs, scored.specs, scored.cells, scored.titles)
     summary = metrics_json(scored)
     (out / A.REPORT_MARKDOWN).write_text(render_markdown(scored, plot_files), encoding="utf-8")

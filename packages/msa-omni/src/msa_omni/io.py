@@ -127,13 +127,16 @@ def _thinker_of_full_omni(path: str | Path, torch_dtype):
 def check_thinker_dir(path: str | Path) -> dict[str, Any]:
     """The config of a local Omni thinker checkpoint, or ConfigError saying what is wrong with ``path``.
 
-    Hub ids (``Qwen/Qwen2.5-Omni-7B``) are accepted as they are: they can only be checked by downloading.
+    Hub ids (``Qwen/Qwen2.5-Omni-7B``) are accepted when they are in the local Hugging Face cache or the Hub can
+    be reached; offline (``HF_HUB_OFFLINE``) or without network they fail at once, naming the id, instead of after
+    transformers' retries.
     """
     import json
 
     p = Path(path)
     if not p.exists():
         if _looks_like_hub_id(str(path)):
+            check_hub_model(str(path))
             return {}
         raise ConfigError(f"model path {path} does not exist")
     config_file = p / "config.json"
@@ -151,6 +154,41 @@ def check_thinker_dir(path: str | Path) -> dict[str, Any]:
     if not any((p / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         raise ConfigError(f"model path {path} has no tokenizer files: save the processor next to the weights")
     return config
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set to a true value."""
+    import os
+
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def check_hub_model(model_id: str, *, timeout_s: float = 3.0) -> None:
+    """A Hub model id is usable here: in the local cache, or the Hub answers. Else one ConfigError naming it."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return
+    fix = f"download it where there is network (`hf download {model_id}`) or give a local checkpoint folder"
+    if hub_offline():
+        raise ConfigError(
+            f"model {model_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {fix}"
+        )
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"model {model_id!r} is not in the local Hugging Face cache and {host} cannot be reached "
+            f"({exc.strerror or exc}): {fix}"
+        ) from None
 
 
 def _looks_like_hub_id(name: str) -> bool:

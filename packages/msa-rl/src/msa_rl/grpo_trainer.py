@@ -21,6 +21,11 @@ positions), and raise nothing (docs/architecture.md, "Hint-GRPO on TRL"). Here:
   G may straddle ranks); a rank without hard rows still joins the hint generation (ZeRO-3 gathers parameters
   collectively), every collective runs on every rank whatever its rows, and only the main process writes metrics;
 - every multimodal special token is suppressed while sampling (TRL suppresses only the image token);
+- with vLLM rollouts, the engine's log-probs of the sampled tokens are compared with the trainer's at generation
+  time: the loss weighs each token (or sequence) by the truncated importance weight (``msa_rl.rollout_correction``,
+  as TRL's ``vllm_importance_sampling_correction`` does for its own vLLM path, which this trainer cannot use), and
+  every step logs the mismatch. HF generate samples from the trainer's own model: its rollout log-probs are the
+  trainer's, so the mismatch is 0 and nothing is weighted;
 - per-step metrics go to ``OUTPUT_DIR/metrics.jsonl`` and to ``report_to``.
 """
 
@@ -42,6 +47,13 @@ from trl import GRPOTrainer
 from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
 
 from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES, weighted_totals
+from msa_rl.rollout_correction import (
+    MismatchSums,
+    RolloutCorrection,
+    importance_weights,
+    mismatch_metrics,
+    mismatch_sums,
+)
 
 METRICS_FILE = artifacts.GRPO_METRICS
 # Debug record of every generation batch, one file per process (``rollout_log`` in the recipe).
@@ -61,6 +73,12 @@ METRIC_KEYS = (
     "kl",
     "loss",
     "completion_length",
+    # the rollout–trainer mismatch (msa_rl.rollout_correction); 0 (weight 1) with HF generate
+    "mismatch/logp_abs_mean",
+    "mismatch/logp_abs_max",
+    "mismatch/kl",
+    "mismatch/is_weight_mean",
+    "mismatch/is_truncated_fraction",
 )
 # Whisper frames differ in length between clips: right-pad them to the longest before concatenating.
 _PAD_LAST = ("input_features", "feature_attention_mask")
@@ -204,10 +222,12 @@ class HintGRPOTrainer(GRPOTrainer):
         row_encoder: Callable[[dict[str, Any]], EncodedPrompt],
         hint_settings: HintSettings | None = None,
         vllm_rollout_factory: Callable[[GRPOTrainer], Any] | None = None,
+        rollout_correction: RolloutCorrection | None = None,
         rollout_log: str | Path | None = None,
         **kwargs: Any,
     ):
         self.row_encoder = row_encoder
+        self.rollout_correction = rollout_correction or RolloutCorrection()
         self.rollout_log = Path(rollout_log) if rollout_log is not None else None
         self.hint_settings = hint_settings or HintSettings()
         self._batch_rows: list[dict[str, Any]] | None = None
@@ -388,8 +408,51 @@ class HintGRPOTrainer(GRPOTrainer):
         output = super()._generate_and_score_completions(inputs)
         output["omni_mm"] = self._mm_rows
         if self.model.training:
+            self._correct_rollouts(output)
             self._finish_step(output)
         return output
+
+    def _correct_rollouts(self, output: dict[str, Any]) -> None:
+        """vLLM rollouts: the truncated importance weights of the sampled tokens (``rollout_is_weight``, applied in
+        ``_compute_loss``) and the mismatch metrics. HF generate: the sampler is the trainer, mismatch 0."""
+        mask = output["completion_mask"]
+        if "tool_mask" in output:
+            mask = mask * output["tool_mask"]
+        sums, correction = MismatchSums(), self.rollout_correction
+        if self._vllm is not None:
+            rollout = output.get("sampling_per_token_logps")
+            if rollout is None:
+                raise RuntimeError("vLLM rollout returned no log-probs of the sampled tokens")
+            trainer = output.get("old_per_token_logps")
+            if trainer is None:
+                trainer = self._trainer_logps(output)
+            weights = None
+            if correction.level != "none":
+                weights = importance_weights(trainer, rollout, mask, correction.level, correction.cap)
+                output["rollout_is_weight"] = weights
+            sums = mismatch_sums(trainer, rollout, mask, weights, correction.cap)
+        device = self.accelerator.device
+        # Every process gathers, whatever its rows (a collective skipped on one rank hangs the others).
+        total = self.accelerator.gather(sums.as_tensor().to(device)).view(-1, 6).sum(dim=0)
+        abs_max = self.accelerator.gather(torch.tensor([sums.abs_max], device=device)).max().item()
+        for key, value in mismatch_metrics(total.cpu(), abs_max).items():
+            self._metrics["train"][key].append(value)
+
+    @torch.no_grad()
+    def _trainer_logps(self, output: dict[str, Any]) -> torch.Tensor:
+        """The trainer's log-probs of the sampled completions with the weights that sampled them (before any update
+        of this generation batch): TRL's ``old_per_token_logps``, computed here when TRL did not."""
+        completion_ids = output["completion_ids"]
+        ids = torch.cat([output["prompt_ids"], completion_ids], dim=1)
+        attention = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        logps, _, _ = self._get_per_token_logps_and_entropies(
+            self.model,
+            ids,
+            attention,
+            completion_ids.size(1),
+            batch_size=self.args.per_device_train_batch_size,
+        )
+        return logps
 
     def _finish_step(self, output: dict[str, Any]) -> None:
         """Drop hard groups if asked, then log this generation batch's Hint-GRPO metrics."""
@@ -446,6 +509,16 @@ class HintGRPOTrainer(GRPOTrainer):
     # -- loss side -----------------------------------------------------------------------------------------------
     def _compute_loss(self, model, inputs):
         self._mm_rows = inputs["omni_mm"]
+        weights = inputs.get("rollout_is_weight")
+        if weights is not None:
+            # TRL multiplies the per-token policy loss by its vLLM importance ratio behind its own `use_vllm` flag,
+            # which this trainer cannot set. Every loss_type here is -min(c1 * A, c2 * A) per token, positively
+            # homogeneous in the advantage A, so weighting A by w >= 0 weighs the policy loss by w exactly (and,
+            # as in TRL, leaves the KL term alone).
+            advantages = inputs["advantages"]
+            if advantages.dim() == 1:
+                advantages = advantages.unsqueeze(1)
+            inputs = {**inputs, "advantages": advantages * weights.to(advantages.dtype)}
         loss = super()._compute_loss(model, inputs)
         scale = inputs.get("omni_keep_scale")
         if scale is not None and self.loss_type in ("grpo", "dr_grpo"):

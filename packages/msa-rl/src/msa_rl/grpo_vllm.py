@@ -13,6 +13,9 @@ path. What differs here:
 - each prompt is built by ``msa_omni.vllm_request`` (the chat text with only the video placeholder, the frames, the
   16 kHz audio, ``vllm_mm_processor_kwargs``), so vLLM expands the clip into the HF processor's prompt ids; the hint
   (if any) is appended to the text;
+- the engine returns the log-prob of each sampled token after temperature, logit bias and top-p
+  (``processed_logprobs``, as TRL asks for): the sampling policy itself, which the trainer's importance weights and
+  mismatch metrics compare with its own (``msa_rl.rollout_correction``);
 - the loss keeps the HF processor's prompt ids; a vLLM prompt that differs is counted (``prompt_mismatches``) and
   reported once (it would mean the two processors expanded the media differently);
 - on a CPU: eager mode (no torch.compile), and no per-request seeds (vLLM 0.32's CPU sampler crashes on seeded
@@ -85,6 +88,8 @@ class OmniVLLMRollout:
             max_num_batched_tokens=8192,
             # CUDA graphs on a GPU; on a CPU torch.compile would take minutes for nothing.
             enforce_eager=not on_gpu,
+            # the sampled tokens' log-probs after temperature and logit processing: the policy that sampled
+            logprobs_mode="processed_logprobs",
             **kwargs,
         )
         self.recipe = recipe
@@ -151,9 +156,13 @@ class OmniVLLMRollout:
         kwargs.update(overrides)
         return SamplingParams(**kwargs)
 
-    def generate(self, prompt_ids: list[list[int]], rows: list[Any]) -> tuple[list[list[int]], None]:
+    def generate(
+        self, prompt_ids: list[list[int]], rows: list[Any]
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Completion ids and the engine's log-prob of each sampled token (NaN where vLLM gives none)."""
         requests = self.requests(prompt_ids, rows)
-        outputs = self.llm.generate(requests, sampling_params=self.sampling_params(), use_tqdm=False)
+        params = self.sampling_params(logprobs=0)  # 0: only the sampled token's log-prob
+        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         self.last_prompt_token_ids = [list(o.prompt_token_ids) for o in outputs]
         for ids, got in zip(prompt_ids, self.last_prompt_token_ids, strict=True):
             if got != list(ids):
@@ -165,4 +174,16 @@ class OmniVLLMRollout:
                         len(ids),
                     )
                 self.prompt_mismatches += 1
-        return [list(o.outputs[0].token_ids) for o in outputs], None
+        completions = [o.outputs[0] for o in outputs]
+        return [list(c.token_ids) for c in completions], [sampled_logprobs(c) for c in completions]
+
+
+def sampled_logprobs(completion) -> list[float]:
+    """The log-prob of each token of a vLLM ``CompletionOutput`` (requested with ``logprobs=0``)."""
+    if completion.logprobs is None:
+        raise RuntimeError("vLLM returned no log-probs: the request must set SamplingParams(logprobs=0)")
+    out = []
+    for position, token in zip(completion.logprobs, completion.token_ids, strict=True):
+        entry = position.get(token) if position is not None else None
+        out.append(float("nan") if entry is None or entry.logprob is None else float(entry.logprob))
+    return out

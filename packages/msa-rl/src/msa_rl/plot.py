@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from msa_core import DataError
+from msa_core.outdir import ensure_writable_dir
 
 REWARD_PNG = "reward_total.png"
 FRACTIONS_PNG = "hard_zero_std.png"
@@ -56,6 +57,7 @@ def plot_runs(
     smoothing: float = 0.6,
 ) -> list[Path]:
     """Write REWARD_PNG and FRACTIONS_PNG into ``out_dir``; raw values faint, smoothed curves solid."""
+    out = ensure_writable_dir(out_dir, "--out")  # before any work
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,8 +68,6 @@ def plot_runs(
         if len(labels) != len(runs):
             raise DataError(f"{len(labels)} labels for {len(runs)} runs")
         runs = [(lab, rows) for lab, (_, rows) in zip(labels, runs, strict=True)]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -140,6 +140,7 @@ def plot_seed_bands(
     (each seed's curve smoothed first); ``post_hint`` names the
     group whose post-hint reward (``reward/total``: it contains the injected polarity) is drawn as a separate
     dashed curve. A second figure: the hard and zero-std fractions per step. Writes REWARD_PNG and FRACTIONS_PNG."""
+    out = ensure_writable_dir(out_dir, "--out")  # before any work
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,8 +149,6 @@ def plot_seed_bands(
     loaded = [(label, [load_run(d)[1] for d in dirs]) for label, dirs in groups]
     if any(not runs for _, runs in loaded):
         raise DataError("every curve needs at least one run")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     n_seeds = max(len(runs) for _, runs in loaded)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from msa_core import ConfigError, JsonlAppender, MSAError, artifacts, envs
+from msa_core.outdir import claim_output_dir
 
 from msa_rl.sft_recipe import (
     ExportSummary,
@@ -202,10 +203,11 @@ def _write_stdout(line: str) -> None:
 
 def run_sft(config: SFTConfig, *, print_command: bool = False, echo: Callable[[str], None] | None = None):
     """Validate and prepare; then print the command (print_command) or run it. Returns the plan or the result."""
-    plan = prepare(config)
-    if print_command:
-        return plan
-    return run(plan, echo=echo)
+    with claim_output_dir(config.output_dir, "output_dir"):  # one job per output folder
+        plan = prepare(config)
+        if print_command:
+            return plan
+        return run(plan, echo=echo)
 
 
 __all__ = [

@@ -32,18 +32,21 @@ def sft(
     ] = False,
 ) -> None:
     """Fine-tune a Qwen2.5-Omni thinker on a cot-distill export with LLaMA-Factory (paper stage 1)."""
+    from msa_core.outdir import claim_output_dir
+
     from msa_rl.sft import load_sft_config, prepare, run
 
     try:
         recipe = load_sft_config(config, set_ or [])
-        plan = prepare(recipe)
-        if print_command:
-            typer.echo(f"# recipe: {plan.output_dir / artifacts.SFT_CONFIG}")
-            typer.echo(f"# LLaMA-Factory YAML: {plan.llamafactory_yaml}")
-            typer.echo(f"# first use creates the SFT environment: {plan.sync_shell()}")
-            typer.echo(plan.shell())
-            return
-        result = run(plan)
+        with claim_output_dir(recipe.output_dir, "output_dir"):  # checked before any work; one job per folder
+            plan = prepare(recipe)
+            if print_command:
+                typer.echo(f"# recipe: {plan.output_dir / artifacts.SFT_CONFIG}")
+                typer.echo(f"# LLaMA-Factory YAML: {plan.llamafactory_yaml}")
+                typer.echo(f"# first use creates the SFT environment: {plan.sync_shell()}")
+                typer.echo(plan.shell())
+                return
+            result = run(plan)
     except MSAError as exc:
         raise fail(exc) from None
     losses = result.losses

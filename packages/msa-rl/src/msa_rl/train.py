@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from msa_core import ConfigError, artifacts
+from msa_core.outdir import claim_output_dir
 from msa_core.recipe import deep_merge, load_recipe, read_recipe_yaml, validate, write_resolved
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,10 +110,11 @@ def run_train(recipe: TrainRecipe, *, base: Path | None = None, echo=None) -> Pa
 
     sft, grpo = stage_configs(recipe, base)
     grpo.require_inputs()
-    write_resolved(recipe, Path(recipe.output_dir) / artifacts.TRAIN_CONFIG)
-    sft_dir = Path(sft.output_dir)
-    if not recipe.skip_sft and not (recipe.reuse_sft and sft_done(sft_dir)):
-        run_sft(sft, echo=echo)
-        if not sft_done(sft_dir):
-            raise ConfigError(f"SFT finished but {sft_dir} holds no model to start GRPO from")
-    return run_grpo(grpo)
+    with claim_output_dir(recipe.output_dir, "output_dir"):  # checked before any work; one job per folder
+        write_resolved(recipe, Path(recipe.output_dir) / artifacts.TRAIN_CONFIG)
+        sft_dir = Path(sft.output_dir)
+        if not recipe.skip_sft and not (recipe.reuse_sft and sft_done(sft_dir)):
+            run_sft(sft, echo=echo)
+            if not sft_done(sft_dir):
+                raise ConfigError(f"SFT finished but {sft_dir} holds no model to start GRPO from")
+        return run_grpo(grpo)
