@@ -62,7 +62,7 @@ def main() -> None:
             model=str(model),
             data=str(clips),
             output_dir=str(work / f"run-{hint}"),
-            hint=hint,
+            hard_group_strategy="hint" if hint else "none",
             num_generations=G,
             per_device_train_batch_size=G * args.prompts,
             max_completion_length=args.completion_tokens,

@@ -17,6 +17,7 @@ the clips already there (same path and same bytes) and refuses other settings.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
@@ -39,7 +40,7 @@ from msa_core import (
 )
 from msa_core.jsonl import read_jsonl, write_json_atomic
 from msa_core.media_settings import MediaSettings
-from msa_core.outdir import ensure_writable_dir
+from msa_core.outdir import claim_output_dir
 from msa_core.skipped import Skip, describe, media_reason
 from msa_core.spec import DatasetSpec
 
@@ -332,7 +333,6 @@ def _clip_key(video: Path) -> str:
 
 def _open_out(out: Path, identity: dict[str, Any], overwrite: bool) -> tuple[Path, set[str]]:
     """``OUT/analysis.jsonl`` and the keys already in it; refuses a folder of another kind or other settings."""
-    out = ensure_writable_dir(out, "--out")
     records, settings_path = out / ANALYSIS_FILE, out / SETTINGS_FILE
     if records.exists() and not settings_path.is_file():
         raise DataError(
@@ -428,10 +428,29 @@ def analyze(
         max_model_len=max_model_len,
     )
     summary = AnalyzeSummary(total=len(paths))
-    done: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        done: set[str] = set()
+        if out is not None:  # checked and locked before any work: one analyze per --out folder
+            stack.enter_context(claim_output_dir(out, "--out"))
+            summary.out_file, done = _open_out(Path(out), settings.identity(media), overwrite)
+        _run(paths, done, summary, settings, media, spec, out, transcript, transcribe, on_record, on_skip)
+    return summary
+
+
+def _run(
+    paths: list[Path],
+    done: set[str],
+    summary: AnalyzeSummary,
+    settings: AnalyzeSettings,
+    media: MediaSettings,
+    spec: DatasetSpec,
+    out: str | Path | None,
+    transcript: str | None,
+    transcribe: bool,
+    on_record: Callable[[dict[str, Any]], None] | None,
+    on_skip: Callable[[Skip], None] | None,
+) -> None:
     appender = None
-    if out is not None:
-        summary.out_file, done = _open_out(Path(out), settings.identity(media), overwrite)
     jobs = []
     for video in paths:
         try:
@@ -444,13 +463,15 @@ def analyze(
         else:
             jobs.append(_Job(video, key))
     if not jobs:
-        return summary
-    work_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="msa-analyze-"))
-    generator = _Lazy(settings, media, work_dir)
+        return
+    scratch = tempfile.TemporaryDirectory(
+        prefix="msa-analyze-"
+    )  # the vLLM engine's model folder, without --out
+    generator = _Lazy(settings, media, Path(out) if out is not None else Path(scratch.name))
     if summary.out_file is not None:
         appender = JsonlAppender(summary.out_file)
     try:
-        for batch in _batches(jobs, batch_size):
+        for batch in _batches(jobs, settings.batch_size):
             ready = _load_batch(batch, media, generator, summary, on_skip)
             _fill_transcripts(ready, transcript, transcribe, generator)
             if not ready:
@@ -467,7 +488,7 @@ def analyze(
     finally:
         if appender is not None:
             appender.close()
-    return summary
+        scratch.cleanup()
 
 
 class _Lazy:
@@ -570,3 +591,64 @@ def _fill_transcripts(jobs: list[_Job], given: str | None, transcribe: bool, gen
             job.transcript = Transcript(
                 " ".join(text.split()), "transcribed", f"by the model ({TRANSCRIBE_PROMPT.version})"
             )
+
+
+class Analyst:
+    """One loaded model answering one clip at a time (the app); the same steps as ``analyze``."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        backend: str = "hf",
+        max_new_tokens: int = 256,
+        dtype: str = "auto",
+        device: str = "auto",
+    ):
+        from msa_omni import check_thinker_dir
+
+        model_dir = resolve_model(model)
+        check_thinker_dir(model_dir)
+        self.media = trained_media(model_dir)
+        self.settings = AnalyzeSettings(
+            model=str(model_dir.resolve()),
+            scale="sims",
+            backend=backend,
+            max_new_tokens=max_new_tokens,
+            batch_size=1,
+            dtype=dtype,
+            device=device,
+        )
+        self.generator = _Lazy(self.settings, self.media, Path(tempfile.mkdtemp(prefix="msa-analyst-")))
+
+    def _load(self, video: str | Path) -> _Job:
+        path = Path(video)
+        job = _Job(path, _clip_key(path))
+        summary = AnalyzeSummary()
+        if not _load_batch([job], self.media, self.generator, summary, None):
+            raise MediaError(summary.skips[0].detail, file=path)
+        return job
+
+    def transcribe(self, video: str | Path) -> Transcript:
+        """The clip's speech as the model hears it (``--transcribe``); source ``none`` for a clip without audio."""
+        job = self._load(video)
+        _fill_transcripts([job], None, True, self.generator)
+        assert job.transcript is not None
+        return job.transcript
+
+    def analyze(
+        self,
+        video: str | Path,
+        *,
+        scale: str = "sims",
+        transcript: str | None = None,
+        transcribe: bool = False,
+    ) -> dict[str, Any]:
+        """One clip's record, as ``analyze`` writes it; an empty ``transcript`` counts as none given."""
+        spec = get_spec(scale)
+        job = self._load(video)
+        _fill_transcripts(
+            [job], transcript if transcript and transcript.strip() else None, transcribe, self.generator
+        )
+        ((job, raw),) = list(_generate(self.generator, [job], spec))
+        return make_record(job, raw, spec, self.media, self.settings.model)

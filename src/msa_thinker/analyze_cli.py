@@ -143,7 +143,7 @@ def analyze_command(
         raise typer.Exit(2) from None
     except MSAError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     err.print(f"analyze: {escape(summary.line())}", highlight=False, soft_wrap=True)
     if summary.skips and not summary.analysed and not summary.already_done:
         raise typer.Exit(1)

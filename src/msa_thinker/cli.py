@@ -306,10 +306,12 @@ def doctor(
 
 
 from msa_thinker.analyze_cli import analyze_command  # noqa: E402
+from msa_thinker.app_cli import app_command  # noqa: E402
 from msa_thinker.publish_model_cli import publish_model_command  # noqa: E402
 
 app.command("analyze")(analyze_command)
 app.command("publish-model")(publish_model_command)
+app.command("app")(app_command)
 
 
 def main() -> None:

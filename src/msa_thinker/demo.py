@@ -249,7 +249,7 @@ def stage_sft(ctx: StageContext) -> str:
     return f"checkpoint models/sft{losses}"
 
 
-def _grpo(ctx: StageContext, name: str, hint: bool) -> str:
+def _grpo(ctx: StageContext, name: str, strategy: str) -> str:
     from msa_rl.grpo import run_grpo
     from msa_rl.grpo_config import load_grpo_recipe
 
@@ -260,7 +260,7 @@ def _grpo(ctx: StageContext, name: str, hint: bool) -> str:
         f"data={p.export}",
         "dataset=sims",
         f"output_dir={out}",
-        f"hint={'true' if hint else 'false'}",
+        f"hard_group_strategy={strategy}",
         *ctx.size.grpo_overrides,
     ]
     run_grpo(load_grpo_recipe(_config("grpo.yaml"), overrides))
@@ -272,16 +272,20 @@ def _last_reward(out: Path) -> str:
     if not metrics.is_file():
         return ""
     rows = list(read_jsonl(metrics))
-    rewards = [r["reward/total"] for r in rows if isinstance(r.get("reward/total"), int | float)]
-    return f", total reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+    # The policy's own reward, before hints (Fig. 3's curve): the post-hint total contains the true polarity.
+    key = "reward/total_sampled"
+    rewards = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+    return (
+        f", sampled reward {rewards[0]:.2f} → {rewards[-1]:.2f} over {len(rewards)} steps" if rewards else ""
+    )
 
 
 def stage_grpo_hint(ctx: StageContext) -> str:
-    return _grpo(ctx, "hint-grpo", hint=True)
+    return _grpo(ctx, "hint-grpo", "hint")
 
 
 def stage_grpo_plain(ctx: StageContext) -> str:
-    return _grpo(ctx, "grpo-no-hint", hint=False)
+    return _grpo(ctx, "grpo-no-hint", "none")
 
 
 def stage_predict(ctx: StageContext) -> str:

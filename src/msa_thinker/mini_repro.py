@@ -129,9 +129,9 @@ ARM_TITLES = {
     "grpo-dynamic": "SFT + GRPO with dynamic sampling (DAPO)",
 }
 V1_ARMS = {
-    "hint-grpo": ["hint=true", "drop_hard=false"],
-    "grpo-no-hint": ["hint=false", "drop_hard=false"],
-    "grpo-no-hard": ["hint=false", "drop_hard=true"],
+    "hint-grpo": ["hard_group_strategy=hint"],
+    "grpo-no-hint": ["hard_group_strategy=none"],
+    "grpo-no-hard": ["hard_group_strategy=drop"],
 }
 
 

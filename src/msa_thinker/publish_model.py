@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from msa_core import ConfigError, DataError, artifacts
+from msa_core import ConfigError, DataError, OutputPathError, artifacts
 from msa_core.media_settings import MediaSettings
 
 WEIGHT_PATTERNS = ("config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json")
@@ -138,7 +138,7 @@ def prepare_out(out: Path) -> Path:
     from msa_core.outdir import ensure_writable_dir
 
     if out.exists() and out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise DataError(
+        raise OutputPathError(
             "--out holds files publish-model did not write; choose an empty or new folder", file=out
         )
     out = ensure_writable_dir(out, "--out")

@@ -68,6 +68,6 @@ def publish_model_command(
         raise typer.Exit(2) from None
     except MSAError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     typer.echo(f"published {url}")
     typer.echo(f"run it: uv run msa-thinker analyze clip.mp4 --model {repo_id}")

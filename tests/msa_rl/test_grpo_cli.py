@@ -71,7 +71,7 @@ def test_paper_recipe_and_ablations() -> None:
         1e-5,
         "cosine",
     )
-    assert paper.rewards.as_list() == [1.0, 1.0, 1.0] and paper.hint and not paper.drop_hard
+    assert paper.rewards.as_list() == [1.0, 1.0, 1.0] and paper.hard_group_strategy == "hint"
     # the paper's reward coupling, written out in the recipe and equal to the defaults
     assert paper.reward_coupling == GRPORecipe().reward_coupling
     assert paper.reward_coupling.model_dump() == {"require_format": False, "score_requires_polarity": True}
@@ -79,12 +79,45 @@ def test_paper_recipe_and_ablations() -> None:
     assert (ROOT / paper.deepspeed).is_file()
     no_hint = load_grpo_recipe(ROOT / "configs/grpo/ablation-no-hint.yaml")
     no_hard = load_grpo_recipe(ROOT / "configs/grpo/ablation-no-hard.yaml")
-    assert (no_hint.hint, no_hint.drop_hard) == (False, False)
-    assert (no_hard.hint, no_hard.drop_hard) == (False, True)
+    dynamic = load_grpo_recipe(ROOT / "configs/grpo/ablation-dynamic-sampling.yaml")
+    assert no_hint.hard_group_strategy == "none" and no_hard.hard_group_strategy == "drop"
+    assert (dynamic.hard_group_strategy, dynamic.max_resamples) == ("dynamic_sampling", 2)
     # `extends`: everything else comes from the paper recipe
-    assert no_hard.model_dump(exclude={"hint", "drop_hard", "output_dir"}) == paper.model_dump(
-        exclude={"hint", "drop_hard", "output_dir"}
-    )
+    for ablation in (no_hint, no_hard, dynamic):
+        assert ablation.model_dump(exclude={"hard_group_strategy", "output_dir"}) == paper.model_dump(
+            exclude={"hard_group_strategy", "output_dir"}
+        )
+
+
+@pytest.mark.parametrize(
+    ("old", "strategy"),
+    [
+        (["hint=true"], "hint"),
+        (["hint=false"], "none"),
+        (["hint=false", "drop_hard=true"], "drop"),
+        (["drop_hard=false"], "hint"),
+    ],
+)
+def test_old_hint_switches_map_onto_the_strategy(old: list[str], strategy: str, tmp_path: Path) -> None:
+    assert load_grpo_recipe(None, old).hard_group_strategy == strategy
+    legacy = tmp_path / "legacy.yaml"
+    legacy.write_text("".join(item.replace("=", ": ") + "\n" for item in old))
+    recipe = load_grpo_recipe(legacy)
+    assert recipe.hard_group_strategy == strategy
+    assert "hint" not in recipe.model_dump() and "drop_hard" not in recipe.model_dump()
+
+
+def test_old_hint_switches_that_do_not_map_are_refused() -> None:
+    with pytest.raises(ConfigError, match="hard_group_strategy: drop"):
+        load_grpo_recipe(None, ["drop_hard=true"])  # with the old default hint=true: was an error, still is
+    with pytest.raises(
+        ConfigError, match=r"both set: keep hard_group_strategy only .*hard_group_strategy: none"
+    ):
+        load_grpo_recipe(DEMO, ["hint=false"])  # the demo recipe states hard_group_strategy
+    with pytest.raises(ConfigError, match="hard_group_strategy"):
+        load_grpo_recipe(None, ["hard_group_strategy=dapo"])
+    with pytest.raises(ConfigError, match="max_resamples"):
+        load_grpo_recipe(None, ["max_resamples=0"])
 
 
 def test_trl_args_follow_the_recipe(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ takes 3 clips = 12 rows, rows 0-5 on rank 0 and 6-11 on rank 1, so the second gr
 Order [neg, pos, pos, pos, neg, pos]: step 1 (and 3) has its one hard group on rank 0 only (rank 1 has no hard rows
 and must still join the hint generation), step 2 has the straddling group hard (hinted rows on both ranks).
 ``rollout_log`` writes each process's rows per step; the test recomputes rewards from those completions.
+The same construction runs ``hard_group_strategy: dynamic_sampling`` with the format weight at 0 (the format model's
+answers are sometimes malformed, which would give a group spread): a negative clip's group then earns nothing in every
+row (wrong polarity, and no score without it), so it is sampled again on rank 0 only in step 1 (rank 1 joins each
+round's generation and reward gather) and on both ranks in step 2, and dropped after K rounds.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import grpo_helpers
 import pytest
 import torch
 from msa_core import get_spec
-from msa_rl.grpo_trainer import METRICS_FILE, ROLLOUTS_DIR, read_metrics
+from msa_rl.grpo_trainer import METRICS_FILE, ROLLOUTS_DIR, read_metrics, zero_std_groups
 from msa_rl.rewards import reward_components, weighted_totals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +163,46 @@ def check_step(rows: list[dict], metrics: dict, spec) -> list[bool]:
     return hard
 
 
+def check_dynamic_step(
+    rows: list[dict], metrics: dict, max_resamples: int, weights: torch.Tensor
+) -> list[bool]:
+    """Dynamic sampling: exactly the groups without spread in the first pass were sampled again (no hint), each
+    until it had spread or K rounds were done, and dropped only then; the logged counts and reward means agree
+    with the gathered completions. Returns the per-group resampled flags."""
+    n = PROCS * PER_DEVICE
+    assert [r["index"] for r in rows] == list(range(n))
+    labels, datasets = [r["label"] for r in rows], [r["dataset"] for r in rows]
+    first = torch.tensor(reward_components([r["first_completion"] for r in rows], labels, datasets))
+    final = torch.tensor(reward_components([r["completion"] for r in rows], labels, datasets))
+    flat_first = zero_std_groups(weighted_totals(first, weights), G).tolist()
+    flat_final = zero_std_groups(weighted_totals(final, weights), G).tolist()
+    times = [rows[g * G]["resampled"] for g in range(n // G)]
+    dropped = []
+    for i, r in enumerate(rows):
+        g = i // G
+        assert not r["hinted"] and r["resampled"] == times[g], (i, r)
+        if not times[g]:
+            assert r["completion"] == r["first_completion"]
+    for g, t in enumerate(times):
+        assert (t > 0) == flat_first[g], g
+        assert t <= max_resamples
+        if 0 < t < max_resamples:
+            assert not flat_final[g], g  # it stopped because it had spread
+        dropped.append(t == max_resamples and flat_final[g])
+    assert metrics["groups/resampled"] == sum(t > 0 for t in times)
+    assert metrics["groups/dropped"] == sum(dropped)
+    assert metrics["resample_rounds"] == max(times)
+    assert metrics["hard_group_strategy"] == "dynamic_sampling"
+    kept = torch.tensor([not d for d in dropped]).repeat_interleave(G)
+    assert metrics["reward/total"] == pytest.approx(
+        weighted_totals(final, weights)[kept].mean().item(), abs=1e-5
+    )
+    assert metrics["reward/total_sampled"] == pytest.approx(
+        weighted_totals(first, weights).mean().item(), abs=1e-5
+    )
+    return [t > 0 for t in times]
+
+
 def test_batch_check_counts_every_process(monkeypatch) -> None:
     """G completions of a prompt may straddle processes: the recipe checks the global batch, not one device's."""
     from msa_core import ConfigError
@@ -173,30 +217,52 @@ def test_batch_check_counts_every_process(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero", [None, "zero2", "zero3"], ids=["ddp", "deepspeed-zero2", "deepspeed-zero3"])
+@pytest.mark.parametrize(
+    ("zero", "strategy"),
+    [(None, "hint"), ("zero2", "hint"), ("zero3", "hint"), (None, "dynamic_sampling")],
+    ids=["ddp", "deepspeed-zero2", "deepspeed-zero3", "ddp-dynamic-sampling"],
+)
 def test_two_process_hint_grpo(
-    zero: str | None, format_model: Path, grpo_clips: Path, tmp_path: Path, request
+    zero: str | None, strategy: str, format_model: Path, grpo_clips: Path, tmp_path: Path, request
 ) -> None:
     """Plain DDP, DeepSpeed ZeRO-2 and ZeRO-3 (configs/deepspeed/, DeepSpeed's CPU accelerator over gloo); under
     ZeRO-3 generation gathers the sharded parameters collectively: the rank without hard rows must join the hint pass.
-    Every process ends cleanly (exit 0: no SIGABRT at interpreter exit, see msa_rl.grpo.end_processes)."""
+    Every process ends cleanly (exit 0: no SIGABRT at interpreter exit, see msa_rl.grpo.end_processes).
+    Dynamic sampling under DDP, two steps (the rank-0-only and the straddling group), K = 2."""
     data = ordered_clips(grpo_clips, tmp_path / "clips")
     out = tmp_path / "run"
-    sets, accelerate = (), ACCELERATE
+    sets, accelerate = (f"hard_group_strategy={strategy}",), ACCELERATE
+    steps = [1, 2, 3]
+    if strategy == "dynamic_sampling":
+        steps = [1, 2]
+        sets += ("max_resamples=2", "max_steps=2", "rewards.format=0.0")
     if zero is not None:
-        sets = (f"deepspeed=configs/deepspeed/{zero}.json",)
+        sets += (f"deepspeed=configs/deepspeed/{zero}.json",)
         accelerate = request.getfixturevalue("deepspeed_accelerate")
     cmd = grpo_command(format_model, data, out, *sets, accelerate=accelerate)
     code, seconds = run_launch(cmd, tmp_path / "launch.log")
     log = (tmp_path / "launch.log").read_text()
     assert code == 0 and "terminate called" not in log, log[-5000:]
-    print(f"2-process GRPO ({zero or 'ddp'}), 3 steps: {seconds:.0f} s")
+    print(f"2-process GRPO ({zero or 'ddp'}, {strategy}), {len(steps)} steps: {seconds:.0f} s")
 
     lines = read_metrics(out / METRICS_FILE)
-    assert [line["step"] for line in lines] == [1, 2, 3]  # one line per step: one writer
+    assert [line["step"] for line in lines] == steps  # one line per step: one writer
     assert log.count("GRPO done") == PROCS  # both ranks ran to the end
     rollouts = read_rollouts(out)
-    assert sorted(rollouts) == [1, 2, 3]
+    assert sorted(rollouts) == steps
+    if strategy == "dynamic_sampling":
+        weights = torch.tensor([0.0, 1.0, 1.0])
+        resampled = {
+            step: check_dynamic_step(rows, lines[step - 1], 2, weights) for step, rows in rollouts.items()
+        }
+        # the construction: step 1 resampled only on rank 0, step 2 the group that straddles the ranks
+        assert resampled[1] == [True, False, False] and resampled[2] == [False, True, False]
+        ranks = {step: {r["rank"] for r in rows if r["resampled"]} for step, rows in rollouts.items()}
+        assert ranks[1] == {0} and ranks[2] == {0, 1}
+        # the model always answers 'positive': a negative clip's group never gets spread and leaves the batch
+        assert [line["groups/dropped"] for line in lines] == [1, 1]
+        assert [line["resample_rounds"] for line in lines] == [2, 2]
+        return
     spec = get_spec("sims")
     hard = {step: check_step(rows, lines[step - 1], spec) for step, rows in rollouts.items()}
     # the construction: step 1 hard only on rank 0 (rank 1 had no hard row and still joined the hint pass),
@@ -244,18 +310,16 @@ def final_weights(out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_two_process_drop_hard_resumes_after_kill(
-    format_model: Path, grpo_clips: Path, tmp_path: Path
-) -> None:
+def test_two_process_drop_resumes_after_kill(format_model: Path, grpo_clips: Path, tmp_path: Path) -> None:
     """The w/o-Hard ablation across processes (rank 0 drops its rows while rank 1 keeps all of its), killed with
     SIGKILL in step 3 after checkpoint-2, relaunched with `resume: auto`: metrics.jsonl ends with one line per step
     and the final weights equal those of an uninterrupted run with the same seed."""
     data = ordered_clips(grpo_clips, tmp_path / "clips")
-    sets = ("hint=false", "drop_hard=true", "max_steps=4", "save_steps=2", "resume=auto")
+    sets = ("hard_group_strategy=drop", "max_steps=4", "save_steps=2", "resume=auto")
     ref, out = tmp_path / "ref", tmp_path / "run"
     code, seconds = run_launch(grpo_command(format_model, data, ref, *sets), tmp_path / "ref.log")
     assert code == 0, (tmp_path / "ref.log").read_text()[-5000:]
-    print(f"2-process drop_hard GRPO, 4 steps: {seconds:.0f} s")
+    print(f"2-process drop GRPO, 4 steps: {seconds:.0f} s")
     ref_lines = read_metrics(ref)
     assert [line["step"] for line in ref_lines] == [1, 2, 3, 4]
     rollouts = read_rollouts(ref)

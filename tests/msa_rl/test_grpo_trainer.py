@@ -27,6 +27,7 @@ from msa_rl.grpo_trainer import (
     read_metrics,
     zero_std_groups,
 )
+from msa_rl.rewards import reward_components, weighted_totals
 from transformers import TrainerCallback
 
 G = 4
@@ -223,7 +224,9 @@ def test_generation_and_loss_share_position_ids(
     """Random tiny model, real sampling (temperature 0.7). The log-probs the loss path computes for the sampled
     tokens equal those of generation's own logits (same TMRoPE positions, left-padded prompts of different length);
     without use_audio_in_video they would not."""
-    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False, temperature=0.7))
+    trainer = build_trainer(
+        recipe(tiny_model_dir, grpo_clips, tmp_path, hard_group_strategy="none", temperature=0.7)
+    )
     captured = {}
     original = trainer.model.generate
 
@@ -325,7 +328,7 @@ def test_hard_groups_are_resampled_with_the_hint_which_carries_no_gradient(
 
 
 @pytest.mark.parametrize("score_requires_polarity", [True, False])
-def test_hint_false_is_plain_grpo(
+def test_strategy_none_is_plain_grpo(
     score_requires_polarity: bool, tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """Scripted generation: no second pass, no hint tokens, hard groups counted but kept as sampled. The recipe's
@@ -334,7 +337,7 @@ def test_hint_false_is_plain_grpo(
     calls = scripted_generation(monkeypatch, first_pass_positive)
     coupling = {"require_format": True, "score_requires_polarity": score_requires_polarity}
     trainer = build_trainer(
-        recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False, reward_coupling=coupling)
+        recipe(tiny_model_dir, grpo_clips, tmp_path, hard_group_strategy="none", reward_coupling=coupling)
     )
     trainer.model.train()
     out = trainer._generate_and_score_completions(
@@ -349,6 +352,12 @@ def test_hint_false_is_plain_grpo(
     m = trainer._metrics["train"]
     assert m["hard_fraction"][-1] == 0.5 and "hint_success" not in m
     assert m["zero_std_fraction_before"][-1] == (0.5 if score_requires_polarity else 0.0)
+    assert [m[k][-1] for k in ("groups/total", "groups/hard", "groups/hinted", "groups/dropped")] == [
+        2,
+        1,
+        0,
+        0,
+    ]
     assert out["completion_mask"].sum(dim=1).min() > 0  # nothing dropped
     # HF generate samples from the trainer's own model: no mismatch, nothing weighted
     assert "rollout_is_weight" not in out
@@ -358,13 +367,13 @@ def test_hint_false_is_plain_grpo(
     )
 
 
-def test_drop_hard_takes_hard_groups_out_of_the_loss(
+def test_strategy_drop_takes_hard_groups_out_of_the_loss(
     tiny_model_dir: Path, grpo_clips: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """Scripted generation: hard rows get no loss mask and no advantage, and the loss equals the loss of a batch
     holding only the kept rows."""
     calls = scripted_generation(monkeypatch, first_pass_positive)
-    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hint=False, drop_hard=True))
+    trainer = build_trainer(recipe(tiny_model_dir, grpo_clips, tmp_path, hard_group_strategy="drop"))
     trainer.model.train()
     out = trainer._generate_and_score_completions(
         group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
@@ -375,6 +384,7 @@ def test_drop_hard_takes_hard_groups_out_of_the_loss(
     assert out["completion_mask"][:G].sum() > 0 and out["advantages"][:G].abs().sum() > 0
     m = trainer._metrics["train"]
     assert m["hard_fraction"][-1] == 0.5 and m["zero_std_fraction_after"][-1] == 0.5  # dropped = no signal
+    assert m["groups/dropped"][-1] == 1 and m["groups/hinted"][-1] == 0 and m["resample_rounds"][-1] == 0
 
     trainer.current_gradient_accumulation_steps = 1  # set by train(); this test calls the loss directly
     loss_all = trainer._compute_loss(trainer.model, out).item()
@@ -454,12 +464,80 @@ def test_vllm_rollouts_are_importance_weighted_in_the_loss(
     assert weighted != pytest.approx(unweighted, rel=1e-3)
 
 
-def test_hint_and_drop_hard_exclude_each_other(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from msa_core import ConfigError
-    from msa_rl.grpo_config import load_grpo_recipe
+def wrong_until(right_from_call: int | None):
+    """Scripted: the positive clip's group answers 'positive' with varied scores (spread); the negative clip's
+    group answers 'positive' 0.5 in every row (no spread: one format reward each) until the ``right_from_call``-th
+    generation call (1-based), from which its rows vary in polarity and score (spread). None: never."""
+    calls = 0
 
-    with pytest.raises(ConfigError, match="hint=false"):
-        load_grpo_recipe(None, ["drop_hard=true"])
+    def texts_for(trainer, prompt_ids):
+        nonlocal calls
+        calls += 1
+        rows, texts = trainer._batch_rows, []
+        if calls == 1:  # the first pass: every row of the batch, in order
+            for k, row in enumerate(rows):
+                negative = get_spec("sims").polarity_of(row["label"]) == "negative"
+                texts.append(ANSWER.format(p="positive", s="0.5" if negative else f"0.{k % 4 + 5}"))
+            return texts
+        recovered = right_from_call is not None and calls >= right_from_call
+        for k in range(len(prompt_ids)):
+            p = ("negative", "positive")[k % 2] if recovered else "positive"
+            texts.append(ANSWER.format(p=p, s=f"-0.{k % 4 + 2}" if p == "negative" else "0.5"))
+        return texts
+
+    return texts_for
+
+
+@pytest.mark.parametrize(("right_from_call", "rounds"), [(2, 1), (3, 2), (None, 2)])
+def test_strategy_dynamic_sampling_resamples_zero_spread_groups_then_drops(
+    right_from_call: int | None,
+    rounds: int,
+    tiny_model_dir: Path,
+    grpo_clips: Path,
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    """Scripted generation, K = 2: the negative clip's group has no spread in the first pass, so its rows alone are
+    sampled again with their own prompts (no hint), until a pass gives it spread (after 1 or 2 rounds) or K rounds
+    are done, when it leaves the batch. The positive clip's group is never sampled again."""
+    calls = scripted_generation(monkeypatch, wrong_until(right_from_call))
+    trainer = build_trainer(
+        recipe(tiny_model_dir, grpo_clips, tmp_path, hard_group_strategy="dynamic_sampling", max_resamples=2)
+    )
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(
+        group_inputs(rows_by_polarity(grpo_clips, "positive", "negative"))
+    )
+    assert len(calls) == 1 + rounds
+    first_prompts = calls[0][0]
+    for prompts, _ in calls[1:]:
+        assert prompts == first_prompts[G:]  # the zero-spread group's own prompts: no hint
+    dropped = right_from_call is None
+    final = trainer._last_rewards
+    polarity_right = final[G:, 1].sum().item()
+    assert polarity_right == (0 if dropped else G / 2)  # the group holds the last pass's completions
+    assert out["omni_keep"].tolist() == [True] * G + [not dropped] * G
+    assert (out["advantages"][G:].abs().sum() > 0) == (not dropped)
+    assert (out["completion_mask"][G:].sum() > 0) == (not dropped)
+    assert out["advantages"][:G].abs().sum() > 0
+    m = trainer._metrics["train"]
+    assert m["resample_rounds"][-1] == rounds and m["groups/resampled"][-1] == 1
+    assert m["groups/dropped"][-1] == int(dropped) and m["groups/hinted"][-1] == 0
+    assert m["zero_std_fraction_before"][-1] == 0.5 and m["zero_std_fraction_after"][-1] == 0.5 * dropped
+    # the pre-hint sampled reward is the first pass's: the resampled passes do not enter it
+    rows = trainer._batch_rows
+    first = reward_components(calls[0][1], [r["label"] for r in rows], [r["dataset"] for r in rows])
+    sampled = weighted_totals(torch.tensor(first), torch.ones(3)).mean().item()
+    assert m["reward/total_sampled"][-1] == pytest.approx(sampled, abs=1e-5)
+
+
+def test_unknown_strategy_is_refused() -> None:
+    from msa_rl.grpo_trainer import HintSettings
+
+    with pytest.raises(ValueError, match="hard-group strategy 'dapo'"):
+        HintSettings(strategy="dapo")
+    with pytest.raises(ValueError, match="max_resamples"):
+        HintSettings(strategy="dynamic_sampling", max_resamples=0)
 
 
 # ------------------------------------------------------------------------------------------------ whole runs

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 from msa_core import DataError
 from msa_rl.cli import app
-from msa_rl.plot import FRACTIONS_PNG, REWARD_PNG, _seed_band, load_run, plot_runs, plot_seed_bands, smooth
+from msa_rl.plot import (
+    FRACTIONS_PNG,
+    REWARD_PNG,
+    Curve,
+    _seed_band,
+    fig3_curves,
+    load_run,
+    plot_runs,
+    plot_seed_bands,
+    smooth,
+)
 from typer.testing import CliRunner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,12 +66,45 @@ def test_plot_writes_both_figures(tmp_path: Path) -> None:
         plot_runs(runs, tmp_path / "png", labels=["a", "b"])
 
 
+def with_sampled(run: Path, hinted: bool) -> Path:
+    """The run's lines with a pre-hint sampled reward below the post-hint one, and its hinted-group counts."""
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()[:-1]]
+    with (run / "metrics.jsonl").open("w") as fh:
+        for line in lines:
+            extra = {
+                "reward/total_sampled": line["reward/total"] - 0.5,
+                "groups/hinted": 1.0 if hinted else 0.0,
+            }
+            if not hinted:
+                extra["hint_success"] = None
+            fh.write(json.dumps({**line, **extra}) + "\n")
+    return run
+
+
+def test_fig3_draws_the_pre_hint_sampled_reward_and_the_post_hint_one_only_dashed(tmp_path: Path) -> None:
+    hint = load_run(with_sampled(fake_run(tmp_path, "hint", 0.1), hinted=True))[1]
+    plain = load_run(with_sampled(fake_run(tmp_path, "plain", 0.1), hinted=False))[1]
+    legacy = load_run(fake_run(tmp_path, "legacy", 0.1))[1]  # before reward/total_sampled was logged
+    runs = [("w/ Hint", hint), ("w/o Hint", plain), ("old", legacy)]
+    assert fig3_curves(runs) == [
+        [
+            Curve("w/ Hint: sampled (before hints)", "reward/total_sampled"),
+            Curve("w/ Hint: after hints (has the true polarity)", "reward/total", dashed=True),
+        ],
+        [Curve("w/o Hint: sampled (before hints)", "reward/total_sampled")],
+        [Curve("old: total (no pre-hint record)", "reward/total")],
+    ]
+    assert [len(c) for c in fig3_curves(runs, post_hint=False)] == [1, 1, 1]
+
+
 def test_plot_cli(tmp_path: Path) -> None:
     runs = [fake_run(tmp_path, n, s) for n, s in (("a", 0.1), ("b", 0.0))]
     out = tmp_path / "figs"
     result = CliRunner().invoke(app, ["plot", *map(str, runs), "--out", str(out), "--smoothing", "0.3"])
     assert result.exit_code == 0, result.output
     assert (out / REWARD_PNG).is_file() and (out / FRACTIONS_PNG).is_file()
+    result = CliRunner().invoke(app, ["plot", *map(str, runs), "--out", str(out / "solo"), "--no-post-hint"])
+    assert result.exit_code == 0 and (out / "solo" / REWARD_PNG).is_file(), result.output
     result = CliRunner().invoke(app, ["plot", str(tmp_path / "nope"), "--out", str(out)])
     assert result.exit_code == 1 and "metrics.jsonl" in result.output and "Traceback" not in result.output
 

@@ -223,7 +223,7 @@ def test_usage_errors_name_what_is_wrong(
     result = runner.invoke(
         app, ["analyze", str(clip), "--model", str(model), "--out", str(tmp_path / "file")]
     )
-    assert result.exit_code == 1 and "--out" in result.stderr
+    assert result.exit_code == 2 and "--out" in result.stderr
 
 
 @pytest.mark.slow

@@ -76,7 +76,8 @@ def test_every_seed_has_one_sft_and_every_arm_from_it(tmp_path: Path, monkeypatc
     assert {(r.seed, r.max_steps, r.data, r.split) for r in seen} == {
         (101, seen[0].max_steps, str(paths.test_set("sims")), "train")
     }
-    assert [(r.hint, r.drop_hard) for r in seen] == [(True, False), (False, False), (False, True)]
+    assert [r.hard_group_strategy for r in seen] == ["hint", "none", "drop", "dynamic_sampling"]
+    assert seen[-1].max_resamples == 2
 
 
 def test_the_validation_split_is_apart_from_both_test_sets_and_calibration_reads_only_it(

@@ -79,7 +79,7 @@ def test_dry_run_builds_the_repository_folder_and_card(demo_run, tmp_path: Path)
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     refused = runner.invoke(app, [*args[:5], str(foreign), "--dry-run"])
-    assert refused.exit_code == 1 and "did not write" in refused.stderr
+    assert refused.exit_code == 2 and "did not write" in refused.stderr
     assert (foreign / "notes.txt").read_text() == "mine"
 
 

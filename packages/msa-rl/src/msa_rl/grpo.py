@@ -263,8 +263,8 @@ def build_trainer(
         processing_class=processor,
         row_encoder=encoder,
         hint_settings=HintSettings(
-            hint=recipe.hint,
-            drop_hard=recipe.drop_hard,
+            strategy=recipe.hard_group_strategy,
+            max_resamples=recipe.max_resamples,
             hard_rule=recipe.hard_rule,
             hard_threshold=recipe.hard_threshold,
         ),

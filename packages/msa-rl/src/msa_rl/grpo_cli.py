@@ -75,12 +75,21 @@ def plot(
         float,
         typer.Option(min=0.0, max=0.99, help="Exponential smoothing weight of the solid curves (0: none)."),
     ] = 0.6,
+    post_hint: Annotated[
+        bool,
+        typer.Option(
+            "--post-hint/--no-post-hint",
+            help="Also draw, dashed, the reward after hints of runs that hinted (it contains the injected true "
+            "polarity); the solid curve is always the policy's own sampled reward, before hints.",
+        ),
+    ] = True,
 ) -> None:
-    """Reward curves of several runs overlaid (paper Fig. 3) and their hard / zero-std group fractions."""
+    """Reward curves of several runs overlaid (paper Fig. 3: the pre-hint sampled reward) and their hard / zero-std
+    group fractions."""
     from msa_rl.plot import plot_runs
 
     try:
-        paths = plot_runs(runs, out, labels=label, smoothing=smoothing)
+        paths = plot_runs(runs, out, labels=label, smoothing=smoothing, post_hint=post_hint)
     except MSAError as exc:
         raise fail(exc) from None
     for p in paths:

@@ -18,6 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from msa_rl.rewards import RewardCoupling
 
+HardGroupStrategy = Literal["hint", "drop", "dynamic_sampling", "none"]
+# The old boolean switches (hint, drop_hard) -> hard_group_strategy; hint=true with drop_hard=true was an error.
+LEGACY_HARD_GROUPS: dict[tuple[Any, Any], str] = {
+    (True, False): "hint",
+    (False, False): "none",
+    (False, True): "drop",
+}
+LEGACY_KEYS = frozenset({"hint", "drop_hard"})
+
 
 class RewardWeights(BaseModel):
     """λ1..λ3 of eq. 2 (paper: all 1)."""
@@ -99,15 +108,23 @@ class GRPORecipe(BaseModel):
         "out, counted and named).",
     )
     # -- Hint-GRPO
-    hint: bool = Field(
-        True, description="Re-sample hard groups with the true <polarity> injected (false: plain GRPO)."
+    hard_group_strategy: HardGroupStrategy = Field(
+        "hint",
+        description="What happens to a hard or zero-variance group: hint (re-sample a hard group with the true "
+        "<polarity> injected; the paper), drop (hard groups leave the batch; the paper's 'w/o Hard'), "
+        "dynamic_sampling (re-sample a group whose total rewards have no spread up to max_resamples times, then "
+        "drop it; DAPO), none (plain GRPO, the paper's 'w/o Hint'). Replaces the old hint / drop_hard switches.",
     )
-    drop_hard: bool = Field(
-        False, description="Hard groups leave the batch (the paper's 'w/o Hard'); needs hint=false."
+    max_resamples: int = Field(
+        2,
+        ge=1,
+        description="K of hard_group_strategy=dynamic_sampling: re-samplings of a zero-variance group before it "
+        "is dropped.",
     )
     hard_rule: Literal["no_correct_polarity", "threshold"] = Field(
         "no_correct_polarity",
-        description="Hard group: no completion got the polarity right, or every total reward < hard_threshold.",
+        description="Hard group (hint, drop): no completion got the polarity right, or every total reward < "
+        "hard_threshold.",
     )
     hard_threshold: float = Field(2.0, description="Total-reward threshold of hard_rule=threshold.")
     rewards: RewardWeights = Field(default_factory=RewardWeights, description="λ1..λ3 reward weights.")
@@ -212,13 +229,31 @@ class GRPORecipe(BaseModel):
             raise ValueError("hard_threshold must be finite")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_hint_switches(cls, data: Any) -> Any:
+        """Recipes from before ``hard_group_strategy``: ``hint`` / ``drop_hard`` map onto it (LEGACY_HARD_GROUPS)."""
+        if not isinstance(data, dict) or not LEGACY_KEYS & data.keys():
+            return data
+        data = dict(data)
+        hint, drop_hard = data.pop("hint", True), data.pop("drop_hard", False)
+        strategy = LEGACY_HARD_GROUPS.get((hint, drop_hard))
+        if strategy is None:
+            raise ValueError(
+                f"hint={str(hint).lower()} with drop_hard={str(drop_hard).lower()} is not a strategy (w/o Hard "
+                "drops hard groups instead of hinting): write hard_group_strategy: drop (or hint, none, "
+                "dynamic_sampling) instead"
+            )
+        if "hard_group_strategy" in data:
+            raise ValueError(
+                "hard_group_strategy and the old hint / drop_hard switches are both set: keep hard_group_strategy "
+                f"only (hint / drop_hard here mean hard_group_strategy: {strategy})"
+            )
+        data["hard_group_strategy"] = strategy
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> GRPORecipe:
-        if self.hint and self.drop_hard:
-            raise ValueError(
-                "hint and drop_hard exclude each other (w/o Hard drops hard groups instead of hinting): "
-                "set hint=false"
-            )
         # TRL samples G completions per prompt over the *global* batch (a group may straddle processes).
         procs = world_size()
         batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * procs

@@ -15,8 +15,11 @@ positions), and raise nothing (docs/architecture.md, "Hint-GRPO on TRL"). Here:
 - ``_generate`` scores the first pass, marks hard groups, and re-samples only their rows with the true polarity
   placed at the start of the answer (token level, after the generation prompt). The hint ids go to the prompt side
   (context: no log-prob, no gradient, no KL); the reward scores hint + continuation;
-- ``drop_hard`` zeroes the loss mask and advantage of hard groups (they leave the batch) and rescales the
-  per-sequence mean so the kept rows weigh as if the batch held only them;
+- ``hard_group_strategy`` picks what happens to such groups: ``hint`` (above), ``drop`` (hard groups leave the
+  batch), ``dynamic_sampling`` (a group whose total rewards have no spread is sampled again, without a hint, up to
+  ``max_resamples`` times; one still without spread leaves the batch: DAPO's filter, on the same prompts so every
+  strategy trains on the same clips), ``none`` (plain GRPO). Leaving the batch zeroes the group's loss mask and
+  advantage and rescales the per-sequence mean so the kept rows weigh as if the batch held only them;
 - across processes (``accelerate launch``), rewards and hard groups are decided on the gathered batch (a group of
   G may straddle ranks); a rank without hard rows still joins the hint generation (ZeRO-3 gathers parameters
   collectively), every collective runs on every rank whatever its rows, and only the main process writes metrics;
@@ -37,7 +40,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from msa_core import DCOutput, JsonlAppender, Polarity, artifacts, get_spec
@@ -46,6 +49,7 @@ from msa_omni import media_token_ids
 from trl import GRPOTrainer
 from trl.trainer.utils import entropy_from_logits, nanstd, selective_log_softmax
 
+from msa_rl.grpo_config import HardGroupStrategy
 from msa_rl.rewards import REWARD_FUNCS, REWARD_NAMES, weighted_totals
 from msa_rl.rollout_correction import (
     MismatchSums,
@@ -70,6 +74,12 @@ METRIC_KEYS = (
     "zero_std_fraction",
     "zero_std_fraction_before",
     "zero_std_fraction_after",
+    "groups/total",
+    "groups/hard",
+    "groups/hinted",
+    "groups/resampled",
+    "groups/dropped",
+    "resample_rounds",
     "kl",
     "loss",
     "completion_length",
@@ -102,23 +112,29 @@ class EncodedPrompt:
 class HintSettings:
     """The Hint-GRPO switches (see GRPORecipe for their help)."""
 
-    hint: bool = True
-    drop_hard: bool = False
+    strategy: HardGroupStrategy = "hint"
+    max_resamples: int = 2
     hard_rule: Literal["no_correct_polarity", "threshold"] = "no_correct_polarity"
     hard_threshold: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.hint and self.drop_hard:
-            raise ValueError("hint and drop_hard exclude each other")
+        if self.strategy not in get_args(HardGroupStrategy):
+            raise ValueError(f"unknown hard-group strategy {self.strategy!r}")
+        if self.max_resamples < 1:
+            raise ValueError("max_resamples must be >= 1")
 
 
 @dataclass
 class _StepState:
-    """What the first pass of a generation batch found, read when its metrics are logged."""
+    """What the passes of a generation batch found, read when its metrics are logged (per-group tensors are over
+    the gathered batch)."""
 
-    rewards_before: torch.Tensor | None = None  # (N_global, 3), gathered
+    rewards_before: torch.Tensor | None = None  # (N_global, 3), first pass
     hard_rows: torch.Tensor | None = None  # (N_global,) bool
     hinted: bool = False
+    resampled_groups: torch.Tensor | None = None  # (N_global / G,) bool: sampled again at least once
+    dropped_groups: torch.Tensor | None = None  # (N_global / G,) bool: leave the batch
+    resample_rounds: int = 0
 
 
 # ------------------------------------------------------------------------------------------------ pure helpers
@@ -328,8 +344,12 @@ class HintGRPOTrainer(GRPOTrainer):
         start = self.accelerator.process_index * len(prompts)
         local_hard = hard_rows[start : start + len(prompts)].tolist()
         first_completions = list(completions)
+        if settings.strategy == "dynamic_sampling":
+            resampled = self._resample_zero_std(out, prompts, rewards)
+            self._write_rollouts(start, local_hard, [], first_completions, out[3], resampled)
+            return tuple(out)
         # Decided on the gathered batch, so every rank takes the same branch (no rank skips a collective).
-        if not settings.hint or not bool(hard_rows.any()):
+        if settings.strategy != "hint" or not bool(hard_rows.any()):
             self._write_rollouts(start, local_hard, [], first_completions, completions)
             return tuple(out)
 
@@ -367,6 +387,56 @@ class HintGRPOTrainer(GRPOTrainer):
         self._write_rollouts(start, local_hard, idx, first_completions, completions)
         return tuple(out)
 
+    def _resample_zero_std(self, out: list, prompts: list, rewards: torch.Tensor) -> list[int]:
+        """Dynamic sampling, in place on ``out`` (TRL's ``_generate`` tuple): the rows of every group whose total
+        rewards have no spread are sampled again, as they were (no hint), until the group has spread or
+        ``max_resamples`` rounds are done; groups still without spread are marked to leave the batch. Returns how
+        many times each local row was sampled again.
+
+        The rounds are decided on the gathered batch, so every rank runs as many, joining each round's generation
+        (ZeRO-3 gathers parameters collectively) and reward gather whatever its own rows."""
+        G, n = self.num_generations, len(prompts)
+        start = self.accelerator.process_index * n
+        prompt_ids, completion_ids, completions = out[0], list(out[1]), list(out[3])
+        logprobs = list(out[4]) if out[4] is not None else None
+        pending = zero_std_groups(weighted_totals(rewards, self.reward_weights), G)
+        resampled = torch.zeros_like(pending)
+        times = [0] * n
+        rounds = 0
+        while rounds < self.hint_settings.max_resamples and bool(pending.any()):
+            rounds += 1
+            resampled |= pending
+            local = pending.repeat_interleave(G)[start : start + n].tolist()
+            idx = [i for i, p in enumerate(local) if p]
+            if idx:
+                new_ids, new_logprobs = self._generate_single_turn(
+                    [list(prompt_ids[i]) for i in idx],
+                    None,
+                    {"omni_rows": [self._enc_rows[i] for i in idx]},
+                    G,
+                )
+                texts = self.processing_class.batch_decode(new_ids, skip_special_tokens=True)
+                for k, i in enumerate(idx):
+                    times[i] += 1
+                    completion_ids[i] = list(new_ids[k])
+                    completions[i] = (
+                        [{"role": "assistant", "content": texts[k]}]
+                        if isinstance(completions[i], list)
+                        else texts[k]
+                    )
+                    if logprobs is not None:
+                        logprobs[i] = new_logprobs[k] if new_logprobs is not None else None
+            elif self.accelerator.num_processes > 1:
+                self._generate_single_turn([list(prompt_ids[0])], None, {"omni_rows": [self._enc_rows[0]]}, 1)
+            rewards = self._calculate_rewards(self._batch_rows, prompts, completions, completion_ids)
+            pending &= zero_std_groups(weighted_totals(rewards, self.reward_weights), G)
+        if logprobs is not None and any(lp is None for lp in logprobs):
+            logprobs = None
+        out[1], out[3], out[4] = completion_ids, completions, logprobs
+        state = self._step_state
+        state.resampled_groups, state.dropped_groups, state.resample_rounds = resampled, pending, rounds
+        return times
+
     def _write_rollouts(
         self,
         start: int,
@@ -374,6 +444,7 @@ class HintGRPOTrainer(GRPOTrainer):
         hinted: list[int],
         first: list[Any],
         final: list[Any],
+        resampled: list[int] | None = None,
     ) -> None:
         """Debug record (``rollout_log``): this process's rows of the generation batch, one JSON line each, in
         ``rollouts/rank<N>.jsonl`` (appended; a resumed run appends the redone steps again)."""
@@ -395,6 +466,7 @@ class HintGRPOTrainer(GRPOTrainer):
                     "dataset": row.get("dataset"),
                     "hard": bool(local_hard[i]),
                     "hinted": i in hinted_set,
+                    "resampled": resampled[i] if resampled is not None else 0,  # times sampled again
                     "first_completion": completion_text(first[i]),
                     "completion": completion_text(final[i]),  # what the reward read (hint + continuation)
                 }
@@ -461,8 +533,11 @@ class HintGRPOTrainer(GRPOTrainer):
         n_local = output["completion_ids"].size(0)
         start = self.accelerator.process_index * n_local
         keep_global = torch.ones(after.size(0), dtype=torch.bool, device=after.device)
-        if self.hint_settings.drop_hard and state.hard_rows is not None:
+        strategy = self.hint_settings.strategy
+        if strategy == "drop" and state.hard_rows is not None:
             keep_global = ~state.hard_rows.to(after.device)
+        if strategy == "dynamic_sampling" and state.dropped_groups is not None:
+            keep_global = ~state.dropped_groups.repeat_interleave(G).to(after.device)
         keep = keep_global[start : start + n_local].to(output["completion_mask"].device)
         output["omni_keep"] = keep
         # grpo/dr_grpo average over every row of the gathered batch (per micro-batch mean, / accumulation, mean over
@@ -505,6 +580,14 @@ class HintGRPOTrainer(GRPOTrainer):
         metrics["zero_std_fraction"].append(no_signal.float().mean().item())
         if state.hinted and bool(hard.any()):
             metrics["hint_success"].append((~zero_after[hard]).float().mean().item())
+        # Counts per generation batch (TRL averages a metric over the steps of one logging window).
+        metrics["groups/total"].append(float(hard.numel()))
+        metrics["groups/hard"].append(float(hard.sum()))
+        metrics["groups/hinted"].append(float(hard.sum()) if state.hinted else 0.0)
+        resampled = state.resampled_groups
+        metrics["groups/resampled"].append(float(resampled.sum()) if resampled is not None else 0.0)
+        metrics["groups/dropped"].append(float((~kept_groups).sum()))
+        metrics["resample_rounds"].append(float(state.resample_rounds))
 
     # -- loss side -----------------------------------------------------------------------------------------------
     def _compute_loss(self, model, inputs):
@@ -572,7 +655,10 @@ class HintGRPOTrainer(GRPOTrainer):
             self._append_metrics(logs)
 
     def _append_metrics(self, logs: dict[str, Any]) -> None:
-        line: dict[str, Any] = {"step": self.state.global_step}
+        line: dict[str, Any] = {
+            "step": self.state.global_step,
+            "hard_group_strategy": self.hint_settings.strategy,
+        }
         for key in METRIC_KEYS:
             line[key] = _finite_or_none(logs.get(key))
         for key, value in logs.items():

@@ -1,16 +1,22 @@
 """`msa-rl plot`: the paper's Fig. 3 (total reward per step, several runs overlaid) and the hard / zero-std
-fractions per step, from each run's ``metrics.jsonl``, as PNG files."""
+fractions per step, from each run's ``metrics.jsonl``, as PNG files.
+
+Fig. 3's curve is the reward of what the policy sampled on its own, before any hint or re-sampling
+(``reward/total_sampled``). The reward after hints (``reward/total``) contains the injected true polarity, so it
+flatters the hint; it is drawn at most as a second, dashed and labelled line, for runs that hinted."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from msa_core import DataError
 from msa_core.outdir import ensure_writable_dir
 
 REWARD_PNG = "reward_total.png"
+SAMPLED_KEY, POST_HINT_KEY = "reward/total_sampled", "reward/total"
 FRACTIONS_PNG = "hard_zero_std.png"
 FRACTION_KEYS = (
     ("hard_fraction", "hard groups"),
@@ -49,14 +55,46 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float | None]]:
     return [r["step"] for r in rows], [r.get(key) for r in rows]
 
 
+def hinted(rows: list[dict]) -> bool:
+    """Whether a run injected hints in any step (its post-hint reward differs from what it sampled)."""
+    return any((r.get("groups/hinted") or 0) > 0 or r.get("hint_success") is not None for r in rows)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of Fig. 3: legend label, the metrics.jsonl key it reads, and whether it is the dashed one."""
+
+    label: str
+    key: str
+    dashed: bool = False
+
+
+def fig3_curves(runs: Sequence[tuple[str, list[dict]]], *, post_hint: bool = True) -> list[list[Curve]]:
+    """Per run its Fig. 3 lines: the pre-hint sampled reward (solid); with ``post_hint`` and a run that hinted, the
+    post-hint reward (dashed). A run logged before ``reward/total_sampled`` existed has only ``reward/total``,
+    which then stands in, and its legend says so."""
+    out = []
+    for label, rows in runs:
+        if not any(r.get(SAMPLED_KEY) is not None for r in rows):
+            out.append([Curve(f"{label}: total (no pre-hint record)", POST_HINT_KEY)])
+            continue
+        curves = [Curve(f"{label}: sampled (before hints)", SAMPLED_KEY)]
+        if post_hint and hinted(rows):
+            curves.append(Curve(f"{label}: after hints (has the true polarity)", POST_HINT_KEY, dashed=True))
+        out.append(curves)
+    return out
+
+
 def plot_runs(
     run_dirs: Sequence[str | Path],
     out_dir: str | Path,
     *,
     labels: Sequence[str] | None = None,
     smoothing: float = 0.6,
+    post_hint: bool = True,
 ) -> list[Path]:
-    """Write REWARD_PNG and FRACTIONS_PNG into ``out_dir``; raw values faint, smoothed curves solid."""
+    """Write REWARD_PNG and FRACTIONS_PNG into ``out_dir``. Fig. 3: per run the pre-hint sampled reward, raw values
+    faint and smoothed curve solid; with ``post_hint``, runs that hinted also get their post-hint reward, dashed."""
     out = ensure_writable_dir(out_dir, "--out")  # before any work
     import matplotlib
 
@@ -71,14 +109,18 @@ def plot_runs(
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for i, (label, rows) in enumerate(runs):
-        steps, values = series(rows, "reward/total")
+    for i, ((_, rows), curves) in enumerate(zip(runs, fig3_curves(runs, post_hint=post_hint), strict=True)):
         c = colors[i % len(colors)]
-        ax.plot(steps, [math.nan if v is None else v for v in values], color=c, alpha=0.25, linewidth=1)
-        ax.plot(steps, smooth(values, smoothing), color=c, linewidth=2, label=label)
+        for curve in curves:
+            steps, values = series(rows, curve.key)
+            if curve.dashed:
+                ax.plot(steps, smooth(values, smoothing), "--", color=c, linewidth=1.5, label=curve.label)
+                continue
+            ax.plot(steps, [math.nan if v is None else v for v in values], color=c, alpha=0.25, linewidth=1)
+            ax.plot(steps, smooth(values, smoothing), color=c, linewidth=2, label=curve.label)
     ax.set_xlabel("step")
     ax.set_ylabel("total reward (λ-weighted)")
-    ax.set_title("Training reward")
+    ax.set_title("Training reward of the policy's own samples")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -102,9 +144,6 @@ def plot_runs(
     fig.savefig(fractions_png, dpi=120)
     plt.close(fig)
     return [reward_png, fractions_png]
-
-
-SAMPLED_KEY, POST_HINT_KEY = "reward/total_sampled", "reward/total"
 
 
 def _seed_band(
