@@ -122,3 +122,34 @@ def lock_holder():
         if proc.poll() is None:
             proc.stdin.close()
             proc.wait(timeout=10)
+
+
+_HOLD_MANY_SCRIPT = """
+import sys
+from msa_core.lock import OutputLock
+held = []
+for line in sys.stdin:  # FOLDER<TAB>COMMAND: lock it and say so; everything is held until stdin closes
+    folder, command = line.rstrip("\\n").split("\\t")
+    held.append(OutputLock(folder, command=command).acquire())
+    print("locked", flush=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def shared_lock_holder():
+    """Like ``lock_holder``, but one second process for the whole session (its start costs seconds here): each
+    ``hold(folder, command)`` makes it lock one more folder, held until the session ends; returns its Popen."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_MANY_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+    def hold(folder: Path, command: str = "msa-eval predict --out elsewhere") -> subprocess.Popen:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        proc.stdin.write(f"{folder}\t{command}\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    proc.stdin.close()
+    proc.wait(timeout=10)

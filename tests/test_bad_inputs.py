@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cot_distill.cli import app as distill_app
 from cot_distill.standin import ServerThread, StandInTeacher, parse_faults
+from msa_core import MediaSettings
 from msa_eval.cli import app as eval_app
 from msa_rl.cli import app as rl_app
 from typer.testing import CliRunner
@@ -62,6 +63,7 @@ class Env:
         m.mkdir()
         (m / "config.json").write_text(json.dumps({"model_type": "qwen2_5_omni_thinker"}))
         (m / "tokenizer_config.json").write_text("{}")
+        MediaSettings().write(m)  # media.json, as every trained checkpoint has
         return m
 
     def predict(self, data: Path, *extra: str, out: Path | None = None) -> list[str]:
@@ -321,7 +323,70 @@ def _(e):
 
 @case("filter: not a generate folder", "distill")
 def _(e):
-    return ["filter", str(e.tmp)], [f"{e.tmp}/config.yaml"]
+    return ["filter", str(e.tmp)], [str(e.tmp), "not a generate output folder (no config.yaml)"]
+
+
+@case("filter: folder does not exist", "distill")
+def _(e):
+    return ["filter", str(e.tmp / "nope")], [f"{e.tmp}/nope", "not a generate output folder"]
+
+
+@case("filter: while a generate writes the folder", "distill")
+def _(e):
+    out = e.tmp / "o"
+    out.mkdir()
+    (out / "config.yaml").write_text("dataset: sims\n")
+    proc = e.hold(out, "cot-distill generate --out o")
+    return ["filter", str(out)], [str(out), "in use by another job", f"pid {proc.pid}", "another OUT"]
+
+
+class _HTTPStub:
+    """A web server that is no OpenAI API: every GET answers ``status`` with an HTML page."""
+
+    def __init__(self, status: int):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"<html><body>a web page</body></html>"
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@case("doctor: a web page, not an OpenAI server", "distill")
+def _(e):
+    e.keep = _HTTPStub(200)
+    return ["doctor", "--base-url", e.keep.url, "--model", "m"], [
+        f"{e.keep.url} is not an OpenAI-compatible server",
+        "--base-url",
+        "SKIP text not run: not an OpenAI-compatible server",
+    ]
+
+
+@case("doctor: HTTP 404 with an HTML page", "distill")
+def _(e):
+    e.keep = _HTTPStub(404)
+    return ["doctor", "--base-url", e.keep.url, "--model", "m"], [
+        "is not an OpenAI-compatible server",
+        "answered HTTP 404 with text/html",
+    ]
 
 
 @case("export: no accepted.jsonl", "distill")
@@ -476,6 +541,55 @@ def _(e):
     return ["score", str(path), "--dataset", "imdb"], ["unknown dataset 'imdb'"]
 
 
+@case("score: rows of another dataset than --dataset", "eval")
+def _(e):
+    path = e.preds([{**r, "dataset": "sims"} for r in _rows()], name="preds.jsonl")
+    return ["score", str(path), "--dataset", "mosi"], [
+        f"{path}, line 1",
+        "column 'dataset'",
+        "rows say dataset 'sims' but --dataset is 'mosi'",
+    ]
+
+
+@case("score: a file that mixes datasets", "eval")
+def _(e):
+    rows = [{**r, "dataset": "sims"} for r in _rows()]
+    rows[2]["dataset"] = "simsv2"
+    path = e.preds(rows, name="preds.jsonl")
+    return ["score", str(path), "--dataset", "sims"], [f"{path}, line 3", "mixes datasets (sims, simsv2)"]
+
+
+@case("score: file named after another dataset", "eval")
+def _(e):
+    path = e.preds(_rows(), name="mosi.jsonl")
+    return ["score", str(path), "--dataset", "sims"], [str(path), "named mosi.jsonl but --dataset is 'sims'"]
+
+
+@case("report: CH-SIMS rows saved as mosi.jsonl", "eval")
+def _(e):
+    path = e.preds([{**r, "dataset": "sims"} for r in _rows()], name="mosi.jsonl")
+    return ["report", str(path.parent), "--out", str(e.tmp / "r")], [
+        f"{path}, line 1",
+        "rows say dataset 'sims' but its file name is 'mosi'",
+    ]
+
+
+@case("report: a file that mixes datasets", "eval")
+def _(e):
+    rows = [{**r, "dataset": "sims"} for r in _rows()]
+    rows[1]["dataset"] = "mosi"
+    path = e.preds(rows)
+    return ["report", str(path.parent), "--out", str(e.tmp / "r")], [f"{path}, line 2", "mixes datasets"]
+
+
+@case("report: --baseline names no run", "eval", code=2)
+def _(e):
+    run = e.preds(_rows()).parent
+    return ["report", str(run), "--out", str(e.tmp / "r"), "--baseline", "nope"], [
+        "--baseline 'nope' is not one of the runs (run)"
+    ]
+
+
 @case("report: run folder missing", "eval")
 def _(e):
     return ["report", str(e.tmp / "gone"), "--out", str(e.tmp / "r")], [
@@ -578,6 +692,11 @@ WRITERS: dict[str, tuple[str, str, Callable[[Env, str], list[str]]]] = {
     "make-data OUT_DIR": ("thinker", "OUT_DIR", lambda e, p: ["make-data", p, "--n", "3"]),
     "demo --out": ("thinker", "--out", lambda e, p: ["demo", "--out", p]),
     "mini-repro --out": ("thinker", "--out", lambda e, p: ["mini-repro", "--quick", "--out", p]),
+    "analyze --out": (
+        "thinker",
+        "--out",
+        lambda e, p: ["analyze", str(e.data / "Raw"), "--model", str(e.fake_model()), "--out", p],
+    ),
 }
 
 
@@ -618,7 +737,7 @@ _output_path_cases()
 LOCKED: dict[str, tuple[str, Callable[[Env, Path], list[str]]]] = {
     "generate": ("distill", lambda e, o: e.generate(e.data, "--out", str(o))),
     "predict": ("eval", lambda e, o: e.predict(e.data, out=o)),
-    "sft": ("rl", lambda e, o: ["sft", "--set", f"output_dir={o}"]),
+    "sft": ("rl", lambda e, o: ["sft", "--set", f"model={e.fake_model()}", "--set", f"output_dir={o}"]),
     "grpo": (
         "rl",
         lambda e, o: [
@@ -637,6 +756,10 @@ LOCKED: dict[str, tuple[str, Callable[[Env, Path], list[str]]]] = {
     ),
     "demo": ("thinker", lambda e, o: ["demo", "--out", str(o)]),
     "mini-repro": ("thinker", lambda e, o: ["mini-repro", "--quick", "--out", str(o)]),
+    "analyze": (
+        "thinker",
+        lambda e, o: ["analyze", str(e.data / "Raw"), "--model", str(e.fake_model()), "--out", str(o)],
+    ),
 }
 
 
@@ -657,6 +780,280 @@ def _lock_cases() -> None:
 
 
 _lock_cases()
+
+
+# ---------------------------------------------------------------------------- option ranges (typer, exit 2)
+RANGES: list[tuple[str, str, Callable[[Env], list[str]], str]] = [
+    # (case, cli, argv, the option the message names)
+    (
+        "stand-in-teacher --port 70000",
+        "distill",
+        lambda e: ["stand-in-teacher", "--data", str(e.data), "--port", "70000"],
+        "--port",
+    ),
+    (
+        "stand-in-teacher --port -1",
+        "distill",
+        lambda e: ["stand-in-teacher", "--data", str(e.data), "--port", "-1"],
+        "--port",
+    ),
+    (
+        "stand-in-teacher --latency -1",
+        "distill",
+        lambda e: ["stand-in-teacher", "--data", str(e.data), "--latency", "-1"],
+        "--latency",
+    ),
+    (
+        "stand-in-teacher --slow-seconds -2",
+        "distill",
+        lambda e: ["stand-in-teacher", "--data", str(e.data), "--slow-seconds", "-2"],
+        "--slow-seconds",
+    ),
+    (
+        "generate --concurrency 0",
+        "distill",
+        lambda e: e.generate(e.data, "--concurrency", "0"),
+        "--concurrency",
+    ),
+    (
+        "generate --samples-per-clip 0",
+        "distill",
+        lambda e: e.generate(e.data, "--samples-per-clip", "0"),
+        "--samples-per-clip",
+    ),
+    (
+        "generate --max-attempts 0",
+        "distill",
+        lambda e: e.generate(e.data, "--max-attempts", "0"),
+        "--max-attempts",
+    ),
+    ("generate --limit 0", "distill", lambda e: e.generate(e.data, "--limit", "0"), "--limit"),
+    (
+        "export --workers 0",
+        "distill",
+        lambda e: ["export", str(e.tmp), "--to", str(e.tmp / "x"), "--workers", "0"],
+        "--workers",
+    ),
+    ("serve --port 70000", "distill", lambda e: ["serve", "--port", "70000"], "--port"),
+    (
+        "doctor --beeps 0",
+        "distill",
+        lambda e: ["doctor", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--beeps", "0"],
+        "--beeps",
+    ),
+    (
+        "doctor --timeout 0",
+        "distill",
+        lambda e: ["doctor", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--timeout", "0"],
+        "--timeout",
+    ),
+    ("predict --batch-size 0", "eval", lambda e: e.predict(e.data, "--batch-size", "0"), "--batch-size"),
+    (
+        "predict --max-new-tokens 0",
+        "eval",
+        lambda e: e.predict(e.data, "--max-new-tokens", "0"),
+        "--max-new-tokens",
+    ),
+    ("predict --limit 0", "eval", lambda e: e.predict(e.data, "--limit", "0"), "--limit"),
+    ("predict --fps 0", "eval", lambda e: e.predict(e.data, "--fps", "0"), "--fps"),
+    ("predict --max-frames 0", "eval", lambda e: e.predict(e.data, "--max-frames", "0"), "--max-frames"),
+    ("plot --smoothing 1.5", "rl", lambda e: ["plot", str(e.tmp), "--smoothing", "1.5"], "--smoothing"),
+    (
+        "make-data --hard-fraction 1.5",
+        "thinker",
+        lambda e: ["make-data", str(e.tmp / "d"), "--hard-fraction", "1.5"],
+        "--hard-fraction",
+    ),
+    ("make-data --n 0", "thinker", lambda e: ["make-data", str(e.tmp / "d"), "--n", "0"], "--n"),
+    (
+        "mini-repro --seeds 0",
+        "thinker",
+        lambda e: ["mini-repro", "--seeds", "0", "--out", str(e.tmp / "m")],
+        "--seeds",
+    ),
+    (
+        "analyze --batch-size 0",
+        "thinker",
+        lambda e: ["analyze", str(e.data / "Raw"), "--batch-size", "0"],
+        "--batch-size",
+    ),
+]
+
+
+def _range_cases() -> None:
+    for name, cli, argv, option in RANGES:
+        case(f"range: {name}", cli, code=2)(lambda e, argv=argv, option=option: (argv(e), [f"'{option}'"]))
+
+
+_range_cases()
+
+
+# ------------------------------------------------------------------ files that point to files (extends, pipeline)
+@case("sft: extends names a missing recipe", "rl")
+def _(e):
+    cfg = e.tmp / "child.yaml"
+    cfg.write_text("extends: no-such-base.yaml\nlearning_rate: 1.0e-5\n")
+    return ["sft", "--config", str(cfg)], [str(cfg), "key `extends`", f"{e.tmp}/no-such-base.yaml not found"]
+
+
+@case("grpo: extends names a missing recipe", "rl")
+def _(e):
+    cfg = e.tmp / "ablation.yaml"
+    cfg.write_text("extends: ../gone/grpo.yaml\nhint: false\n")
+    return ["grpo", "--config", str(cfg)], [str(cfg), "key `extends`", "gone/grpo.yaml not found"]
+
+
+@case("grpo: extends of an extends names the inner file", "rl")
+def _(e):
+    (e.tmp / "middle.yaml").write_text("extends: bottom.yaml\n")
+    cfg = e.tmp / "top.yaml"
+    cfg.write_text("extends: middle.yaml\n")
+    return ["grpo", "--config", str(cfg)], [f"{e.tmp}/middle.yaml", "key `extends`", "bottom.yaml not found"]
+
+
+@case("paper: pipeline names a missing file", "thinker")
+def _(e):
+    table = e.tmp / "table9.yaml"
+    table.write_text("table: IX\npipeline: missing-pipeline.yaml\nruns: [a]\ndatasets: [sims]\nout: o\n")
+    return ["paper", str(table)], [str(table), "key `pipeline`", "missing-pipeline.yaml not found"]
+
+
+@case("train: sft_recipe names a missing recipe", "rl")
+def _(e):
+    cfg = e.tmp / "train.yaml"
+    cfg.write_text(f"data: {e.data}\nsft_recipe: nowhere/sft.yaml\n")
+    return ["train", "--config", str(cfg)], [str(cfg), "key `sft_recipe`", "nowhere/sft.yaml not found"]
+
+
+@case("train: grpo_recipe set to a missing file", "rl")
+def _(e):
+    argv = ["train", "--set", f"data={e.data}", "--set", f"grpo_recipe={e.tmp}/g.yaml"]
+    return argv, ["the train recipe, key `grpo_recipe`", f"{e.tmp}/g.yaml not found"]
+
+
+# ------------------------------------------------------------------------ never overwrite what a command did not make
+@case("make-data: OUT_DIR already holds a dataset", "thinker", code=2)
+def _(e):
+    d = e.copy()
+    return ["make-data", str(d), "--n", "3"], [
+        str(d),
+        "already holds a dataset (label.csv and Raw)",
+        "--force",
+    ]
+
+
+@case("make-data: OUT_DIR holds a Raw/ folder only", "thinker", code=2)
+def _(e):
+    d = e.tmp / "half"
+    (d / "Raw").mkdir(parents=True)
+    return ["make-data", str(d), "--n", "3"], [str(d), "already holds a dataset (Raw)"]
+
+
+@case("demo: --fresh on a folder the demo did not make", "thinker", code=2)
+def _(e):
+    d = e.tmp / "mine"
+    d.mkdir()
+    (d / "thesis.tex").write_text("years of work")
+    return ["demo", "--out", str(d), "--fresh"], [
+        str(d),
+        "--fresh would delete files the demo did not make",
+        "thesis.tex",
+    ]
+
+
+@case("mini-repro: --fresh on a folder it did not make", "thinker", code=2)
+def _(e):
+    d = e.tmp / "mine"
+    d.mkdir()
+    (d / "notes.md").write_text("mine")
+    return ["mini-repro", "--quick", "--out", str(d), "--fresh"], [
+        str(d),
+        "mini-repro did not make",
+        "notes.md",
+    ]
+
+
+@case("export: --to holds files that are no export", "distill")
+def _(e):
+    to = e.tmp / "to"
+    to.mkdir()
+    (to / "keep.txt").write_text("mine")
+    return ["export", str(e.tmp), "--to", str(to)], [str(to), "holds no previous export", "--force"]
+
+
+# --------------------------------------------------------------------- defaults, models and the Hub (offline)
+@case("train: no data refuses instead of using the stage recipes' data", "rl")
+def _(e):
+    return ["train", "--set", f"output_dir={e.tmp / 't'}"], ["data is not set", "--set data=DIR"]
+
+
+@case("train: data set to an empty string", "rl")
+def _(e):
+    return ["train", "--set", "data=", "--set", f"output_dir={e.tmp / 't'}"], ["data is not set"]
+
+
+@case("sft: no model prints the default and fails fast offline naming it", "rl")
+def _(e):
+    return ["sft", "--set", f"output_dir={e.tmp / 's'}"], [
+        "note: model is not set (recipe file or --set): using the default 'Qwen/Qwen2.5-Omni-7B'",
+        "model 'Qwen/Qwen2.5-Omni-7B' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+    ]
+
+
+@case("sft: a model path that does not exist", "rl")
+def _(e):
+    return ["sft", "--set", f"model={e.tmp / 'nope'}", "--set", f"output_dir={e.tmp / 's'}"], [
+        f"model path {e.tmp}/nope does not exist"
+    ]
+
+
+@case("grpo: model is not a model", "rl")
+def _(e):
+    return [
+        "grpo",
+        "--set",
+        "model=NOT_A_MODEL",
+        "--set",
+        f"data={e.data}",
+        "--set",
+        f"output_dir={e.tmp}/g",
+    ], ["model path NOT_A_MODEL does not exist"]
+
+
+@case("grpo: model folder is not a Hugging Face checkpoint", "rl")
+def _(e):
+    return [
+        "grpo",
+        "--set",
+        f"model={e.data}",
+        "--set",
+        f"data={e.data}",
+        "--set",
+        f"output_dir={e.tmp}/g",
+    ], [f"model path {e.data} has no config.json: not a Hugging Face checkpoint"]
+
+
+@case("grpo: a Hub model offline fails fast naming it", "rl")
+def _(e):
+    return [
+        "grpo",
+        "--set",
+        "model=org/absent-model",
+        "--set",
+        f"data={e.data}",
+        "--set",
+        f"output_dir={e.tmp}/g",
+    ], [
+        "model 'org/absent-model' is not in the local Hugging Face cache",
+        "HF_HUB_OFFLINE",
+    ]
+
+
+@case("predict: a Hub model offline fails fast naming it", "eval")
+def _(e):
+    argv = e.predict(e.data)
+    argv[argv.index("--model") + 1] = "org/absent-model"
+    return argv, ["model 'org/absent-model' is not in the local Hugging Face cache"]
 
 
 # ------------------------------------------------------------------------------------------------------ fixtures
@@ -694,12 +1091,12 @@ def test_the_corpus_is_large_enough():
 
 @pytest.mark.parametrize(("cli", "code", "build"), CASES)
 def test_bad_input(
-    cli: str, code: int, build: Case, dataset: Path, teachers, lock_holder, tmp_path: Path, monkeypatch
+    cli: str, code: int, build: Case, dataset: Path, teachers, shared_lock_holder, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("BAD_INPUT_TEACHER_KEY", "sk-right")
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    env = Env(dataset, tmp_path, teachers, lock_holder)
+    env = Env(dataset, tmp_path, teachers, shared_lock_holder)
     argv, names = build(env)
     try:
         result = CliRunner().invoke(APPS[cli], [str(a) for a in argv])

@@ -85,8 +85,10 @@ def analyze_command(
             help="hf (transformers generate) or vllm (GPU, or vLLM's CPU build), as msa-eval predict."
         ),
     ] = "hf",
-    batch_size: Annotated[int, typer.Option(help="Clips per generate call.")] = 4,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest answer (and transcript) in tokens.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per generate call.")] = 4,
+    max_new_tokens: Annotated[
+        int, typer.Option(min=1, help="Longest answer (and transcript) in tokens.")
+    ] = 256,
     dtype: Annotated[
         str,
         typer.Option(help="Model dtype: auto (bfloat16 on a GPU, float32 on a CPU), float32 or bfloat16."),

@@ -104,7 +104,7 @@ class DemoPaths:
         return self.out / STAGE_DIR / f"{stage}.json"
 
 
-# The comparison rows of the report, in table order: the first two get the paired bootstrap test.
+# The comparison rows of the report, in table order: the first is the baseline of the paired bootstrap tests.
 RUNS = (
     ("msa-thinker", "hint-grpo", "SFT + Hint-GRPO (the method)"),
     ("grpo-no-hint", "grpo-no-hint", "SFT + plain GRPO (w/o Hint)"),

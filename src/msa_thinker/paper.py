@@ -55,7 +55,9 @@ class Table(BaseModel):
     table: str = Field(description="The paper's table number (I..V).")
     caption: str = Field("", description="What the table shows.")
     pipeline: str = Field("pipeline.yaml", description="The pipeline file, relative to this file.")
-    runs: list[str] = Field(min_length=1, description="Rows, in order; the first two get the paired test.")
+    runs: list[str] = Field(
+        min_length=1, description="Rows, in order; the first is the paired tests' baseline."
+    )
     datasets: list[str] = Field(min_length=1, description="Test sets (dataset spec names).")
     train_domain: str = Field("sims", description="Dataset the runs were trained on (ID / OOD marks).")
     out: str = Field(description="Report folder.")
@@ -87,6 +89,11 @@ def plan(tables: list[str | Path], overrides: list[str] | None = None) -> tuple[
     if len(pipe_paths) != 1:
         raise ConfigError(f"the tables use different pipeline files: {sorted(map(str, pipe_paths))}")
     pipe_path = pipe_paths.pop()
+    if not pipe_path.is_file():  # name the table and key that point there
+        path = next(path for path, t in loaded if (path.parent / t.pipeline).resolve() == pipe_path)
+        raise ConfigError(
+            f"{path}, key `pipeline`: {pipe_path} not found (the path is relative to this file)"
+        )
     pipe: Pipeline = _load(Pipeline, pipe_path)
     variables = dict(pipe.vars)
     for item in overrides or []:

@@ -93,3 +93,13 @@ def test_max_model_len_comes_from_the_model(probe: dict) -> None:
     assert probe["max_model_len"] == probe["max_position_embeddings"] == 4096
     assert probe["seconds"]["vllm_load"] < 600
     print("vLLM predict probe seconds:", probe["seconds"], "wall:", round(probe["wall_s"], 1))
+
+
+@pytest.mark.slow
+def test_msa_thinker_analyze_runs_on_the_vllm_backend(probe: dict) -> None:
+    """`analyze --backend vllm` goes through predict's generator: the same answer as predict for the same clip."""
+    run = probe["analyze_vllm"]
+    assert run["exit_code"] == 0, run["output"]
+    rec = json.loads(next(line for line in run["stdout"].splitlines() if line.startswith("{")))
+    assert rec["transcript_source"] == "sidecar"
+    assert rec["raw_output"] == probe["answers"]["vllm"][0]

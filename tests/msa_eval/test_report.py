@@ -116,8 +116,9 @@ def test_report_two_runs_four_datasets_writes_everything(tmp_path, two_runs):
     lo, hi = beta_mosei["ci95"]["mae"]
     assert lo <= beta_mosei["metrics"]["mae"] <= hi
     paired = data["paired_test"]
-    assert (paired["a"], paired["b"]) == ("alpha", "beta") and set(paired["datasets"]) == set(DATASETS)
-    mosi = paired["datasets"]["mosi"]
+    assert paired["baseline"] == "alpha" and set(paired["runs"]) == {"beta"}
+    assert set(paired["runs"]["beta"]) == set(DATASETS)
+    mosi = paired["runs"]["beta"]["mosi"]
     assert mosi["matched_on"] == "id" and mosi["n_common"] == 48
     assert 0 < mosi["metrics"]["mae"]["p_value"] <= 1 and mosi["metrics"]["mae"]["diff"] < 0
 
@@ -149,9 +150,51 @@ def test_missing_and_broken_files_show_a_dash_and_warn(tmp_path, make_run, synth
     with pytest.warns(ReportWarning, match="has no mosi.jsonl"):
         res = write_report([full, absent], tmp_path / "out2", n_boot=20)
     assert res.metrics["results"]["absent"]["mosi"]["status"] == "missing"
-    assert set(res.metrics["paired_test"]["datasets"]) == {"sims"}
+    assert set(res.metrics["paired_test"]["runs"]["absent"]) == {"sims"}
 
 
 def test_report_errors_on_a_missing_run_directory(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "run directory not found" in result.stderr
+
+
+def test_runs_on_different_clips_are_compared_on_the_clips_they_share(tmp_path, make_run, synthetic_rows):
+    """`half` predicted 6 of the 12 clips (perfectly); `full` all 12, perfect on those 6 and wrong elsewhere. Ranked
+    on their own clips `half` would win; on the shared 6 they tie, and the table says n per run."""
+    rows = synthetic_rows("sims", 12, seed=5, noise=0.0)
+    full_rows = [{**r, "score": r["label"] if i < 6 else -r["label"] or 0.8} for i, r in enumerate(rows)]
+    full = make_run("full", {"sims": full_rows})
+    half = make_run("half", {"sims": _perfect(rows[:6])})
+    with pytest.warns(ReportWarning, match="runs cover different clips"):
+        result = write_report([full, half], tmp_path / "out", n_boot=20)
+    cells = result.metrics["results"]
+    assert cells["full"]["sims"]["metrics"]["n"] == 6 and cells["half"]["sims"]["metrics"]["n"] == 6
+    assert cells["full"]["sims"]["metrics"] == pytest.approx(cells["half"]["sims"]["metrics"])
+    assert cells["full"]["sims"]["coverage"].startswith("n = 6 of 12")
+    assert result.metrics["shared_clips"] == {"sims": {"n": 6, "predicted": {"full": 12, "half": 6}}}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "n per run: CH-SIMS: `full` 6, `half` 6 (**compared on the 6 clips every run has**" in md
+    assert "clips predicted: `full` 12, `half` 6" in md
+
+
+def test_every_run_is_tested_against_the_chosen_baseline(tmp_path, make_run, synthetic_rows):
+    runs = [
+        make_run(name, {"sims": synthetic_rows("sims", 20, seed=1, noise=noise)})
+        for name, noise in (("a", 0.1), ("b", 0.3), ("c", 0.6))
+    ]
+    first = write_report(runs, tmp_path / "o1", n_boot=20)
+    assert first.metrics["paired_test"]["baseline"] == "a"
+    assert set(first.metrics["paired_test"]["runs"]) == {"b", "c"}  # not only the first two runs
+    chosen = CliRunner().invoke(
+        app,
+        ["report", *map(str, runs), "--out", str(tmp_path / "o2"), "--bootstrap", "20", "--baseline", "c"],
+    )
+    assert chosen.exit_code == 0, chosen.output
+    data = json.loads((tmp_path / "o2" / "metrics.json").read_text())
+    assert data["paired_test"]["baseline"] == "c" and set(data["paired_test"]["runs"]) == {"a", "b"}
+    md = (tmp_path / "o2" / "report.md").read_text()
+    assert "### `a` vs `c`" in md and "### `b` vs `c`" in md
+    bad = CliRunner().invoke(
+        app, ["report", *map(str, runs), "--out", str(tmp_path / "o3"), "--baseline", "z"]
+    )
+    assert bad.exit_code == 2 and "--baseline 'z' is not one of the runs (a, b, c)" in bad.stderr

@@ -46,6 +46,8 @@ def main() -> None:
     make = P.make_generator
 
     def capture(settings, run_dir):  # the generator the CLI builds, kept for the checks below
+        if settings.backend in generators:  # `msa-thinker analyze` below: the engine already started
+            return generators[settings.backend]
         t0 = time.perf_counter()
         gen = make(settings, run_dir)
         seconds[f"{settings.backend}_load"] = time.perf_counter() - t0
@@ -141,6 +143,26 @@ def main() -> None:
         ],
     )  # fmt: skip
     result["silent_cli"] = {"exit_code": r.exit_code, "output": r.output[-2000:], "file": str(mp4)}
+
+    # `msa-thinker analyze --backend vllm` (through predict's make_generator: the engine above) on the first clip,
+    # its transcript in a sidecar file, from a copy of the model with the media.json a trained one carries.
+    from msa_thinker.cli import app as umbrella
+
+    model = out / "analyze-model"
+    shutil.copytree(tiny, model)
+    MediaSettings().write(model)
+    clips_dir = out / "analyze-clips"
+    clips_dir.mkdir()
+    shutil.copy(clips[0].video_path, clips_dir / "clip.mp4")
+    (clips_dir / "clip.txt").write_text(clips[0].text)
+    r = runner.invoke(
+        umbrella,
+        [
+            "analyze", str(clips_dir), "--model", str(model), "--backend", "vllm", "--json",
+            "--max-new-tokens", str(MAX_NEW_TOKENS),
+        ],
+    )  # fmt: skip
+    result["analyze_vllm"] = {"exit_code": r.exit_code, "output": r.output[-3000:], "stdout": r.stdout}
 
     model_config = vl.llm.llm_engine.vllm_config.model_config
     result["max_model_len"] = model_config.max_model_len

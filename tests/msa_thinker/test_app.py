@@ -119,6 +119,13 @@ def test_the_page_shows_a_demo_clips_dc_answer_in_a_real_browser(
             raw = page.input_value("#raw textarea")
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.click("#autofill")  # the model transcribes the clip into the box
+            page.wait_for_function(
+                "t => document.querySelector('#transcript textarea').value !== t",
+                arg=transcript,
+                timeout=120_000,
+            )
+            heard = page.input_value("#transcript textarea")
             browser.close()
     finally:
         proc.terminate()
@@ -148,3 +155,7 @@ def test_the_page_shows_a_demo_clips_dc_answer_in_a_real_browser(
         named = {x for _, m in mark_cues(rec["think"]) if m for x in m.split(" + ")}
         assert {m.lower() for m in marked} >= named and named  # each modality's cue is marked
     assert SCREENSHOT.stat().st_size > 10_000
+    transcribed = CliRunner().invoke(app, ["analyze", str(clip.video_path), "--transcribe", "--json"])
+    assert transcribed.exit_code == 0, transcribed.output
+    rec = json.loads(transcribed.stdout.splitlines()[0])
+    assert rec["transcript_source"] == "transcribed" and heard == rec["transcript"]

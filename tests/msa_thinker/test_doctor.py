@@ -30,9 +30,19 @@ def test_doctor_reports_every_check_and_hears_audio_tokens():
     assert (
         audio.startswith("PASS") and "audio tokens" in audio and int(audio.split(" gives ")[1].split()[0]) > 0
     )
-    failed = [line for line in checks if line.startswith("FAIL")]
-    assert result.exit_code == (1 if failed else 0), result.output
+    # What this machine is known to have, found without the doctor: the tests run on Python >= 3.11 under uv with
+    # FFmpeg (CI installs it) and the locked transformers; the SFT env, vLLM and DeepSpeed may be missing (WARN),
+    # never broken. So nothing FAILs and the exit status is 0; a doctor that cried wolf would fail here.
+    import torch
+
+    status = {line.split()[1]: line.split()[0] for line in checks}
+    assert status["python"] == "PASS" and status["uv"] == "PASS" and status["ffmpeg"] == "PASS"
+    assert status["cuda"] == ("PASS" if torch.cuda.is_available() else "WARN")
+    assert status["sft"] in ("PASS", "WARN") and status["vllm"] in ("PASS", "WARN")
+    assert status["deepspeed"] in ("PASS", "WARN")
+    assert result.exit_code == 0, result.output
     assert lines[-1].startswith(f"{sum(line.startswith('PASS') for line in checks)}/8 ready")
+    assert "failed:" not in lines[-1]
 
 
 def test_a_missing_ffmpeg_fails_with_the_install_command(monkeypatch: pytest.MonkeyPatch):

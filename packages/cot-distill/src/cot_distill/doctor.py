@@ -153,10 +153,20 @@ def normalize_base_url(url: str) -> str:
     return url + "/v1" if urlparse(url).path in ("", "/") else url
 
 
+class NotOpenAIServer(Exception):
+    """The endpoint answers HTTP, but not the OpenAI API (an HTML page, JSON of another shape)."""
+
+
 def _describe(exc: Exception, base_url: str) -> tuple[str, bool]:
     """(message, reachable) for an openai client exception."""
     import openai
 
+    if isinstance(exc, NotOpenAIServer):
+        return (
+            f"{base_url} is not an OpenAI-compatible server: GET {base_url}/models answered {exc}, not the OpenAI "
+            "model list; give the API root of a vLLM (or other OpenAI-compatible) server as --base-url",
+            False,
+        )
     if isinstance(exc, openai.APITimeoutError):
         return f"timed out waiting for {base_url}", True
     if isinstance(exc, openai.APIConnectionError):
@@ -240,7 +250,19 @@ def run_checks(
     audio = wav_bytes(beeps(n))
 
     def models() -> tuple[bool, str]:
-        served = [m.id for m in client.models.list()]
+        try:
+            served = [str(m.id) for m in client.models.list()]
+        except openai.APIStatusError as exc:
+            kind = exc.response.headers.get("content-type", "").split(";")[0] or "no content type"
+            if "json" not in kind:  # a web page or another service on that port
+                raise NotOpenAIServer(f"HTTP {exc.status_code} with {kind}") from None
+            raise
+        except (openai.APIConnectionError, openai.AuthenticationError):
+            raise
+        except (
+            Exception
+        ) as exc:  # 200 with HTML or JSON of another shape: the client cannot read a model list
+            raise NotOpenAIServer(f"something else ({type(exc).__name__})") from None
         if model in served:
             return True, f"{model!r} is served"
         return False, f"{model!r} is not served by {base_url}; it lists {served}"
@@ -277,16 +299,21 @@ def run_checks(
         if media_dir is not None:
             checks.append(("file", audio_file))
     results: list[CheckResult] = []
-    reachable = True
+    reachable, stopped = True, ""
     for name, check in checks:
         if not reachable:
-            result = CheckResult(name, None, "not run: the server is unreachable")
+            result = CheckResult(name, None, f"not run: {stopped}")
         else:
             t0 = time.perf_counter()
             try:
                 ok, detail = check()
             except Exception as exc:  # report the failure of this check precisely, then go on
                 detail, reachable = _describe(exc, base_url)
+                stopped = (
+                    "not an OpenAI-compatible server"
+                    if isinstance(exc, NotOpenAIServer)
+                    else "the server is unreachable"
+                )
                 ok = False
             result = CheckResult(name, ok, detail, time.perf_counter() - t0)
         results.append(result)

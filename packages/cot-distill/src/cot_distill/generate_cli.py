@@ -78,13 +78,15 @@ def generate_cmd(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Teacher model name as served.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (resumes what is there).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Most requests in flight.")] = None,
-    samples_per_clip: Annotated[int | None, typer.Option(help="Answers wanted per clip.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Most requests in flight.")] = None,
+    samples_per_clip: Annotated[int | None, typer.Option(min=1, help="Answers wanted per clip.")] = None,
     max_attempts: Annotated[
         int | None,
-        typer.Option(help="Answers asked per sample when they fail to parse or get the polarity wrong."),
+        typer.Option(
+            min=1, help="Answers asked per sample when they fail to parse or get the polarity wrong."
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N clips of the split.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N clips of the split.")] = None,
     media_url: Annotated[
         MediaUrl | None, typer.Option(help="Send media as file:// URLs or data: URLs.")
     ] = None,
@@ -173,16 +175,24 @@ def filter_cmd(
     ] = None,
 ) -> None:
     """Re-run the filters over OUT/responses.jsonl offline (no request) and rewrite accepted/rejected/stats."""
-    from msa_core import get_spec
+    from msa_core import DataError, get_spec
+    from msa_core.lock import OutputLock
 
     from cot_distill.config import dump_config, load_config
     from cot_distill.outcomes import summarize
 
     try:
-        cfg = load_config(out / artifacts.DISTILL_CONFIG, sets=sets)
-        stats = summarize(out, cfg, get_spec(cfg.dataset))
-        if sets:
-            dump_config(cfg, out / artifacts.DISTILL_CONFIG)
+        if not (out / artifacts.DISTILL_CONFIG).is_file():
+            raise DataError(
+                f"not a generate output folder (no {artifacts.DISTILL_CONFIG}): give the --out of "
+                "`cot-distill generate`",
+                file=out,
+            )
+        with OutputLock(out, option="OUT"):  # not while a generate writes there
+            cfg = load_config(out / artifacts.DISTILL_CONFIG, sets=sets)
+            stats = summarize(out, cfg, get_spec(cfg.dataset))
+            if sets:
+                dump_config(cfg, out / artifacts.DISTILL_CONFIG)
     except MSAError as exc:
         raise fail(exc) from None
     typer.echo(_summary(stats, out))
@@ -193,9 +203,11 @@ def standin_cmd(
     data: Annotated[Path, typer.Option(help="MMSA dataset root whose label.csv the answers come from.")],
     dataset: Annotated[str, typer.Option(help="Dataset spec name or YAML.")] = "sims",
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port; the bound URL is printed).")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port (0: any free port; the bound URL is printed).")
+    ] = 8000,
     latency: Annotated[
-        float, typer.Option(help="Seconds before each answer (a real teacher's decode time).")
+        float, typer.Option(min=0.0, help="Seconds before each answer (a real teacher's decode time).")
     ] = 0.0,
     faults: Annotated[
         str | None,
@@ -204,7 +216,7 @@ def standin_cmd(
             "slow=0.05'; see the module docs for all kinds."
         ),
     ] = None,
-    slow_seconds: Annotated[float, typer.Option(help="Delay of a 'slow' answer.")] = 5.0,
+    slow_seconds: Annotated[float, typer.Option(min=0.0, help="Delay of a 'slow' answer.")] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed of the noise (per request body, order-independent).")] = 0,
     request_log: Annotated[
         Path | None, typer.Option(help="Append one JSON line per request received.")

@@ -45,7 +45,7 @@ def export_cmd(
     link: Annotated[
         bool, typer.Option("--link", help="Symlink the mp4s instead of copying them (not portable).")
     ] = False,
-    workers: Annotated[int, typer.Option(help="Threads extracting wavs and copying videos.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, help="Threads extracting wavs and copying videos.")] = 4,
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty directory that is no export.")
     ] = False,
@@ -114,14 +114,14 @@ def serve_cmd(
             "--tp", help="Tensor-parallel size (default 2: 80 GB cards, weights ~60 GiB; 1 with --cpu)."
         ),
     ] = None,
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 8000,
     host: Annotated[
         str, typer.Option(help="Address to bind; 0.0.0.0 to serve clients on other machines.")
     ] = "127.0.0.1",
     max_model_len: Annotated[
-        int, typer.Option(help="Context length (video + audio tokens + answer).")
+        int, typer.Option(min=1, help="Context length (video + audio tokens + answer).")
     ] = 32768,
-    num_frames: Annotated[int, typer.Option(help="Frames vLLM samples per video.")] = 32,
+    num_frames: Annotated[int, typer.Option(min=1, help="Frames vLLM samples per video.")] = 32,
     vllm_version: Annotated[
         str, typer.Option(help="vLLM run by uvx (>= 0.32 fixes Qwen3-Omni M-RoPE).")
     ] = "0.33.0",
@@ -136,7 +136,7 @@ def serve_cmd(
             "for tests and tiny models.",
         ),
     ] = False,
-    cpu_kv_cache_gib: Annotated[int, typer.Option(help="--cpu: KV cache size in GiB.")] = 4,
+    cpu_kv_cache_gib: Annotated[int, typer.Option(min=1, help="--cpu: KV cache size in GiB.")] = 4,
 ) -> None:
     """Print (or --run) the `vllm serve` command for the Qwen3-Omni teacher; extra args after `--` go to vllm.
 
@@ -185,7 +185,10 @@ def doctor_cmd(
         str, typer.Option(help="Environment variable holding the API key (unset: no key).")
     ] = "OPENAI_API_KEY",
     beeps: Annotated[
-        int | None, typer.Option(help="Beeps in the audio probe (default: random 2-5, so guessing fails).")
+        int | None,
+        typer.Option(
+            min=1, max=20, help="Beeps in the audio probe (default: random 2-5, so guessing fails)."
+        ),
     ] = None,
     media_dir: Annotated[
         Path | None,
@@ -194,7 +197,7 @@ def doctor_cmd(
             "--allowed-local-media-path, on a shared filesystem)."
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 120.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 120.0,
     protocol_only: Annotated[
         bool,
         typer.Option(

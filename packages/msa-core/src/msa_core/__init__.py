@@ -2,7 +2,15 @@
 
 from msa_core import artifacts, recipe
 from msa_core.dc import DCOutput, DCParseError, LenientParse
-from msa_core.errors import ConfigError, DataError, MediaError, MSAError, OutputPathError, exit_code_of
+from msa_core.errors import (
+    ConfigError,
+    DataError,
+    MediaError,
+    MSAError,
+    OutputPathError,
+    UsageError,
+    exit_code_of,
+)
 from msa_core.jsonl import JsonlAppender, read_jsonl, write_json_atomic, write_jsonl_atomic
 from msa_core.media_settings import MediaSettings
 from msa_core.mmsa import ID_SEPARATOR, SPLITS, Clip, MMSADataset, read_mmsa, safe_media_path
@@ -73,6 +81,7 @@ __all__ = [
     "OutputPathError",
     "Polarity",
     "Prompt",
+    "UsageError",
     "artifacts",
     "build_prompt",
     "chat_messages",

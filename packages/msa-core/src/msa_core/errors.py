@@ -50,6 +50,12 @@ class OutputPathError(DataError):
     exit_code = 2
 
 
+class UsageError(MSAError, ValueError):
+    """An option value that cannot work (a --baseline that names no run): exit 2, like typer's own checks."""
+
+    exit_code = 2
+
+
 class ConfigError(MSAError, ValueError):
     """A configuration file or override with an unknown key or a bad value."""
 

@@ -84,7 +84,10 @@ def read_recipe_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         return data
     if not isinstance(base, str):
         raise ConfigError(f"{path}: `extends` must be a path to another recipe")
-    return deep_merge(read_recipe_yaml(p.parent / base, (*_seen, p)), data)
+    target = p.parent / base
+    if not target.is_file():  # name the file and key that point there, not only the missing file
+        raise ConfigError(f"{path}, key `extends`: {target} not found (the path is relative to this file)")
+    return deep_merge(read_recipe_yaml(target, (*_seen, p)), data)
 
 
 def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -124,6 +127,17 @@ def load_recipe(
     data = deep_merge(data, parse_overrides(overrides))
     data.update({k: v for k, v in (explicit or {}).items() if v is not None})
     return validate(cls, data, str(path) if path is not None else "defaults", overrides)
+
+
+def unchosen_defaults(recipe: BaseModel, fields: tuple[str, ...]) -> list[str]:
+    """One line per field in ``fields`` that neither the recipe file (nor what it extends) nor a ``--set`` gave:
+    the run prints them at its start, so that a default the user did not choose (the 7B model, an output folder
+    relative to the working directory) is never used silently."""
+    return [
+        f"{name} is not set (recipe file or --set): using the default {getattr(recipe, name)!r}"
+        for name in fields
+        if name not in recipe.model_fields_set
+    ]
 
 
 def write_resolved(recipe: BaseModel, path: str | Path) -> Path:

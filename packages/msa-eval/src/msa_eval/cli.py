@@ -181,8 +181,18 @@ def report(
             "cell unusable. Always counted.",
         ),
     ] = OnFailure.neutral,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Run (folder name) every other run is compared with in the paired test. Default: the first run.",
+        ),
+    ] = None,
 ) -> None:
-    """Tables I/II as in the paper (best bold, second underlined), bootstrap intervals, paired test, plots."""
+    """Tables I/II as in the paper (best bold, second underlined), bootstrap intervals, paired tests, plots.
+
+    Runs are compared on the clips they all share (the table says so, with n per run); every run is tested
+    against --baseline with a paired bootstrap."""
     from msa_eval.report import write_report
 
     with _user_errors():
@@ -194,6 +204,7 @@ def report(
             n_boot=bootstrap,
             seed=seed,
             on_failure=on_failure.value,
+            baseline=baseline,
         )
     for path in result.files:
         typer.echo(str(path))

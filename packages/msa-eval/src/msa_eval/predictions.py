@@ -128,6 +128,45 @@ def check_labels(pred: Predictions, spec: DatasetSpec) -> None:
         )
 
 
+def check_dataset(pred: Predictions, spec: DatasetSpec, *, option: str = "--dataset") -> None:
+    """Refuse a file whose rows say another dataset (their ``dataset`` field), whose rows mix datasets, or whose
+    name is another registered dataset's (``mosi.jsonl`` scored as sims): scored anyway, it would get the wrong
+    metric family or be reported under the wrong dataset."""
+    from msa_core import list_specs
+
+    said: dict[str, int] = {}  # dataset -> first line that says it
+    for record, line in zip(pred.records, pred.lines, strict=True):
+        name = record.get("dataset")
+        if name is not None:
+            said.setdefault(str(name), line)
+    if len(said) > 1:
+        (first, _), (other, line) = sorted(said.items(), key=lambda kv: kv[1])[:2]
+        raise DataError(
+            f"the file mixes datasets ({', '.join(sorted(said))}): rows say {first!r} and, from this line, "
+            f"{other!r}; score one dataset per file",
+            file=pred.path,
+            line=line,
+            column="dataset",
+        )
+    if said:
+        ((name, line),) = said.items()
+        if name != spec.name:
+            raise DataError(
+                f"the rows say dataset {name!r} but {option} is {spec.name!r}; is this the right file? "
+                f"(check {option})",
+                file=pred.path,
+                line=line,
+                column="dataset",
+            )
+    known = {s.name for s in list_specs()}
+    if pred.path.stem in known and pred.path.stem != spec.name:
+        raise DataError(
+            f"the file is named {pred.path.name} but {option} is {spec.name!r}; a file holds the dataset it is "
+            f"named after (rename it, or check {option})",
+            file=pred.path,
+        )
+
+
 def skipped_clips(pred: Predictions, spec: DatasetSpec) -> list[Skip]:
     """Clips of this dataset that ``msa-eval predict`` left out, from the ``skipped.jsonl`` next to the file."""
     if pred.path.stem != spec.name:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from msa_core import DataError, DatasetSpec, MSAError, get_spec, list_specs
+from msa_core import DataError, DatasetSpec, MSAError, UsageError, get_spec, list_specs
 from msa_core import artifacts as A
 from msa_core.outdir import ensure_writable_dir
 from msa_core.skipped import SKIPPED_FILE, Skip, describe
@@ -25,6 +25,7 @@ from msa_eval.predictions import (
     Predictions,
     Resolved,
     apply_failure_policy,
+    check_dataset,
     check_labels,
     coverage_text,
     read_predictions,
@@ -79,11 +80,13 @@ class Cell:
     per_sample: object = None
     skips: list[Skip] = field(default_factory=list)
     """Clips ``msa-eval predict`` left out of this file (RUN_DIR/skipped.jsonl)."""
+    predicted: int = 0
+    """Clips in the file; ``predictions`` holds only the clips every run shares when the runs differ."""
 
     @property
     def coverage(self) -> str:
         """``n = 3 of 5 (2 skipped: missing 1, unreadable 1)``."""
-        return coverage_text(int(self.metrics["n"]), len(self.predictions.records), self.skips)
+        return coverage_text(int(self.metrics["n"]), self.predicted, self.skips)
 
 
 @dataclass
@@ -152,17 +155,15 @@ def _score_cell(
         return Cell(run, spec.name, "missing", message=f"{path.name} not found", path=path)
     try:
         pred = read_predictions(path)
+    except MSAError as exc:
+        notes.warn(f"run {run!r}, {spec.title}: {exc}; its cells show '–'")
+        return Cell(run, spec.name, "error", message=str(exc), path=path)
+    # A file holding another dataset's rows is a mistake to fix, not a cell to leave out: it stops the report.
+    check_dataset(pred, spec, option="its file name")
+    try:
         check_labels(pred, spec)
         skips = skipped_clips(pred, spec)
-        resolved = apply_failure_policy(pred, on_failure)
-        ps = prepare(resolved.preds, resolved.labels, spec)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", MetricWarning)
-            metrics = metrics_from_samples(ps, parse_failures=resolved.parse_failures)
-        for w in caught:
-            if issubclass(w.category, MetricWarning):
-                notes.warn(f"run {run!r}, {spec.title}: {w.message}", MetricWarning)
-        ci = bootstrap_ci(ps, n_boot, seed, CONFIDENCE) if n_boot > 0 else None
+        cell = _measure(run, spec, path, pred, skips, on_failure, n_boot, seed, notes)
     except MSAError as exc:
         notes.warn(f"run {run!r}, {spec.title}: {exc}; its cells show '–'")
         return Cell(run, spec.name, "error", message=str(exc), path=path)
@@ -171,6 +172,31 @@ def _score_cell(
             f"run {run!r}, {spec.title}: {len(skips)} of {len(pred.records) + len(skips)} clips were skipped "
             f"at prediction: {describe(skips)}; see {run_dir / SKIPPED_FILE}"
         )
+    return cell
+
+
+def _measure(
+    run: str,
+    spec: DatasetSpec,
+    path: Path,
+    pred: Predictions,
+    skips: list[Skip],
+    on_failure: str,
+    n_boot: int,
+    seed: int,
+    notes: _Notes,
+    predicted: int | None = None,
+) -> Cell:
+    """Metrics and intervals of ``pred`` (all of a file's clips, or the ones every run shares)."""
+    resolved = apply_failure_policy(pred, on_failure)
+    ps = prepare(resolved.preds, resolved.labels, spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetricWarning)
+        metrics = metrics_from_samples(ps, parse_failures=resolved.parse_failures)
+    for w in caught:
+        if issubclass(w.category, MetricWarning):
+            notes.warn(f"run {run!r}, {spec.title}: {w.message}", MetricWarning)
+    ci = bootstrap_ci(ps, n_boot, seed, CONFIDENCE) if n_boot > 0 else None
     return Cell(
         run,
         spec.name,
@@ -182,7 +208,73 @@ def _score_cell(
         ci=ci,
         per_sample=ps,
         skips=skips,
+        predicted=len(pred.records) if predicted is None else predicted,
     )
+
+
+@dataclass(frozen=True)
+class SharedClips:
+    """A dataset whose runs predicted different clips: every run is scored on the ``n`` clips all of them have."""
+
+    n: int
+    predicted: dict[str, int]  # run -> clips in its file
+
+
+def _subset(pred: Predictions, keep: list[int]) -> Predictions:
+    idx = np.asarray(keep, dtype=np.int64)
+    return Predictions(
+        pred.path,
+        [pred.records[i] for i in keep],
+        pred.labels[idx],
+        pred.scores[idx],
+        [pred.lines[i] for i in keep],
+    )
+
+
+def _compare_on_shared_clips(
+    spec: DatasetSpec, cells: dict, runs: list[str], on_failure: str, n_boot: int, seed: int, notes: _Notes
+) -> SharedClips | None:
+    """Rank runs on equal footing: when their files hold different clips, re-score every run on the clips all of
+    them share (by id). Files without ids are compared as they are, with a warning when their lengths differ."""
+    ok = [cells[(run, spec.name)] for run in runs if cells[(run, spec.name)].status == "ok"]
+    if len(ok) < 2:
+        return None
+    ids = {c.run: c.predictions.ids for c in ok}
+    counts = {c.run: len(c.predictions.records) for c in ok}
+    if any(v is None for v in ids.values()):
+        if len(set(counts.values())) > 1:
+            notes.warn(
+                f"{spec.title}: runs hold different numbers of clips ({', '.join(f'{r} {n}' for r, n in counts.items())}) "
+                "and some file has no ids, so the clips they share cannot be found: their rows are not comparable"
+            )
+        return None
+    shared = set.intersection(*(set(v) for v in ids.values()))
+    if all(len(v) == len(shared) for v in ids.values()):
+        return None
+    if not shared:
+        notes.warn(
+            f"{spec.title}: the runs share no clip; each is scored on its own clips and the rows are not comparable"
+        )
+        return None
+    for c in ok:
+        keep = [i for i, key in enumerate(ids[c.run]) if key in shared]
+        cells[(c.run, spec.name)] = _measure(
+            c.run,
+            spec,
+            c.path,
+            _subset(c.predictions, keep),
+            c.skips,
+            on_failure,
+            n_boot,
+            seed,
+            notes,
+            counts[c.run],
+        )
+    notes.warn(
+        f"{spec.title}: runs cover different clips ({', '.join(f'{r} {n}' for r, n in counts.items())}); every run "
+        f"is scored on the {len(shared)} clips all of them share"
+    )
+    return SharedClips(len(shared), counts)
 
 
 def _match(a: Cell, b: Cell, notes: _Notes) -> tuple[np.ndarray, np.ndarray, str]:
@@ -293,7 +385,7 @@ def _csv_rows(runs, specs, cells, domains) -> list[dict]:
             }
             m, ci = cell.metrics or {}, cell.ci or {}
             row["n"] = m.get("n", "")
-            row["clips"] = len(cell.predictions.records) + len(cell.skips) if cell.predictions else ""
+            row["clips"] = cell.predicted + len(cell.skips) if cell.predictions else ""
             row["skipped"] = len(cell.skips) if cell.predictions else ""
             row["parse_failures"] = m.get("parse_failures", "")
             for key in ALL_VALUE_KEYS:
@@ -360,6 +452,8 @@ class ScoredRuns:
     n_boot: int
     seed: int
     notes: _Notes
+    baseline: str = ""
+    shared: dict[str, SharedClips] = field(default_factory=dict)
 
     def by_family(self) -> dict[str, list[DatasetSpec]]:
         return {f: [s for s in self.specs if s.metric_family == f] for f in FAMILY_ORDER}
@@ -382,8 +476,10 @@ def score_runs(
     n_boot: int = 1000,
     seed: int = 0,
     on_failure: str = "neutral",
+    baseline: str | None = None,
 ) -> ScoredRuns:
-    """Score every run × dataset (metrics, bootstrap intervals, the paired test of the first two runs)."""
+    """Score every run × dataset on the clips the runs share (metrics, bootstrap intervals), and test every run
+    against ``baseline`` (default: the first run) with a paired bootstrap."""
     notes = _Notes()
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -394,6 +490,9 @@ def score_runs(
     if n_boot < 0:
         raise ValueError("--bootstrap must be >= 0")
     runs = _run_names(dirs)
+    if baseline is not None and baseline not in runs:
+        raise UsageError(f"--baseline {baseline!r} is not one of the runs ({', '.join(runs)})")
+    base = baseline if baseline is not None else runs[0]
     specs = (
         sorted({s.name: s for s in map(get_spec, datasets)}.values(), key=_dataset_order)
         if datasets
@@ -412,15 +511,55 @@ def score_runs(
         for run, d in zip(runs, dirs, strict=True)
         for s in specs
     }
-    paired: dict[str, dict] = {}
+    shared = {
+        s.name: found
+        for s in specs
+        if (found := _compare_on_shared_clips(s, cells, runs, on_failure, n_boot, seed, notes)) is not None
+    }
+    paired: dict[str, dict[str, dict]] = {}  # run -> dataset -> its test against the baseline
     if len(runs) >= 2 and n_boot > 0:
-        for s in specs:
-            a, b = cells[(runs[0], s.name)], cells[(runs[1], s.name)]
-            if a.status == "ok" and b.status == "ok" and (res := _paired(a, b, s, n_boot, seed, notes)):
-                paired[s.name] = res
+        for run in runs:
+            if run == base:
+                continue
+            for s in specs:
+                a, b = cells[(base, s.name)], cells[(run, s.name)]
+                if a.status == "ok" and b.status == "ok" and (res := _paired(a, b, s, n_boot, seed, notes)):
+                    paired.setdefault(run, {})[s.name] = res
     return ScoredRuns(
-        runs, dirs, specs, train, domains, titles, cells, paired, on_failure, n_boot, seed, notes
+        runs,
+        dirs,
+        specs,
+        train,
+        domains,
+        titles,
+        cells,
+        paired,
+        on_failure,
+        n_boot,
+        seed,
+        notes,
+        base,
+        shared,
     )
+
+
+def _clips_line(sc: ScoredRuns, specs: list[DatasetSpec]) -> str:
+    """Under each table: the clips each row rests on, and when runs differed, that only shared clips count."""
+    parts = []
+    for spec in specs:
+        ns = [
+            f"`{run}` {int(cell.metrics['n'])}"
+            for run in sc.runs
+            if (cell := sc.cells[(run, spec.name)]).status == "ok"
+        ]
+        if not ns:
+            continue
+        text = f"{sc.titles[spec.name]}: {', '.join(ns)}"
+        if (sh := sc.shared.get(spec.name)) is not None:
+            held = ", ".join(f"`{r}` {n}" for r, n in sh.predicted.items())
+            text += f" (**compared on the {sh.n} clips every run has**; clips predicted: {held})"
+        parts.append(text)
+    return "n per run: " + "; ".join(parts) + "." if parts else ""
 
 
 def render_markdown(scored: ScoredRuns, plot_files: list[Path]) -> str:
@@ -454,6 +593,8 @@ def render_markdown(scored: ScoredRuns, plot_files: list[Path]) -> str:
             _caption(by_family[family], sc.titles, sc.train),
             "",
             markdown_table(family, sc.runs, sc.columns(family), metric_cells),
+            "",
+            _clips_line(sc, by_family[family]),
         ]
         if family == "mosi":
             md += [
@@ -480,13 +621,18 @@ def render_markdown(scored: ScoredRuns, plot_files: list[Path]) -> str:
     if sc.paired:
         md += [
             "",
-            f"## Paired bootstrap test: `{sc.runs[1]}` vs `{sc.runs[0]}`",
+            f"## Paired bootstrap tests against `{sc.baseline}`",
             "",
-            f"Both runs re-scored on the same {sc.n_boot} resamples of their common clips; two-sided p-value "
-            f"of the difference.",
-            "",
-            _paired_markdown(sc.paired, sc.titles, sc.runs[0], sc.runs[1]),
+            f"Each run and the baseline re-scored on the same {sc.n_boot} resamples of their common clips; "
+            f"two-sided p-value of the difference. Choose the baseline with `--baseline RUN`.",
         ]
+        for run, tests in sc.paired.items():
+            md += [
+                "",
+                f"### `{run}` vs `{sc.baseline}`",
+                "",
+                _paired_markdown(tests, sc.titles, sc.baseline, run),
+            ]
     if plot_files:
         md += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plot_files]
     if sc.notes.items:
@@ -540,7 +686,8 @@ def metrics_json(scored: ScoredRuns) -> dict:
             for s in sc.specs
         },
         "results": {run: {s.name: _cell_json(sc.cells[(run, s.name)]) for s in sc.specs} for run in sc.runs},
-        "paired_test": {"a": sc.runs[0], "b": sc.runs[1], "datasets": sc.paired} if sc.paired else None,
+        "shared_clips": {name: {"n": sh.n, "predicted": sh.predicted} for name, sh in sc.shared.items()},
+        "paired_test": {"baseline": sc.baseline, "runs": sc.paired} if sc.paired else None,
         "warnings": sc.notes.items,
     }
 
@@ -554,6 +701,7 @@ def write_report(
     n_boot: int = 1000,
     seed: int = 0,
     on_failure: str = "neutral",
+    baseline: str | None = None,
 ) -> ReportResult:
     """Score every run × dataset and write report.md, tables.tex, metrics.csv, metrics.json and
     plots/*.png (replacing those of an earlier report there). ``out`` is checked before any scoring."""
@@ -565,6 +713,7 @@ def write_report(
         n_boot=n_boot,
         seed=seed,
         on_failure=on_failure,
+        baseline=baseline,
     )
     plot_files = _plots(out, scored.runs, scored.specs, scored.cells, scored.titles)
     summary = metrics_json(scored)
@@ -589,7 +738,7 @@ def _cell_json(cell: Cell) -> dict:
         "file": str(cell.path),
         "metrics": cell.metrics,
         "ci95": ci,
-        "clips": len(cell.predictions.records) + len(cell.skips),
+        "clips": cell.predicted + len(cell.skips),
         "coverage": cell.coverage,
         "skipped": [s.as_dict() for s in cell.skips],
     }

@@ -15,6 +15,7 @@ from msa_core import DataError, DatasetSpec, get_spec
 from msa_eval.metrics import MetricWarning, PerSample, compute_metrics, metrics_from_samples, prepare
 from msa_eval.predictions import (
     apply_failure_policy,
+    check_dataset,
     check_labels,
     coverage_text,
     read_predictions,
@@ -36,6 +37,7 @@ def score_file_with_coverage(
     """(metrics, "n = 3 of 5 (2 skipped: …)", the skipped clips recorded next to the file)."""
     spec = get_spec(dataset)
     pred = read_predictions(path)
+    check_dataset(pred, spec)
     check_labels(pred, spec)
     resolved = apply_failure_policy(pred, on_failure)
     metrics = compute_metrics(resolved.preds, resolved.labels, spec, parse_failures=resolved.parse_failures)

@@ -32,6 +32,8 @@ def grpo(
     ] = False,
 ) -> None:
     """Hint-GRPO from an SFT checkpoint (paper stage 2); resumes from the last checkpoint when one exists."""
+    from msa_core.recipe import unchosen_defaults
+
     from msa_rl.grpo_config import load_grpo_recipe
 
     try:
@@ -42,6 +44,8 @@ def grpo(
             overrides.append(f"resume={'always' if resume else 'never'}")
         recipe = load_grpo_recipe(config, overrides)
         recipe.require_inputs()
+        for line in unchosen_defaults(recipe, ("output_dir",)):
+            typer.echo(f"note: {line}", err=True)
         from msa_rl.grpo import run_grpo
 
         out = run_grpo(recipe)
@@ -57,7 +61,12 @@ def train(config: ConfigOption = None, set_: SetOption = None) -> None:
 
     try:
         recipe = load_train_recipe(config, set_ or [])
-        out = run_train(recipe, base=config.parent if config is not None else None)
+        out = run_train(
+            recipe,
+            base=config.parent if config is not None else None,
+            source=str(config) if config is not None else None,
+            note=lambda line: typer.echo(f"note: {line}", err=True),
+        )
     except MSAError as exc:
         raise fail(exc) from None
     typer.echo(f"SFT + GRPO done; final model in {out}")

@@ -32,12 +32,18 @@ def sft(
     ] = False,
 ) -> None:
     """Fine-tune a Qwen2.5-Omni thinker on a cot-distill export with LLaMA-Factory (paper stage 1)."""
-    from msa_core.outdir import claim_output_dir
+    from msa_core.outdir import check_writable_dir, claim_output_dir
+    from msa_core.recipe import unchosen_defaults
+    from msa_omni import check_thinker_dir
 
     from msa_rl.sft import load_sft_config, prepare, run
 
     try:
         recipe = load_sft_config(config, set_ or [])
+        for line in unchosen_defaults(recipe, ("model", "output_dir")):
+            typer.echo(f"note: {line}", err=True)
+        check_writable_dir(recipe.output_dir, "output_dir")
+        check_thinker_dir(recipe.model)  # a Hub id offline fails here, before any folder is made
         with claim_output_dir(recipe.output_dir, "output_dir"):  # checked before any work; one job per folder
             plan = prepare(recipe)
             if print_command:

@@ -13,7 +13,14 @@ from typing import Any
 
 from msa_core import ConfigError, artifacts
 from msa_core.outdir import claim_output_dir
-from msa_core.recipe import deep_merge, load_recipe, read_recipe_yaml, validate, write_resolved
+from msa_core.recipe import (
+    deep_merge,
+    load_recipe,
+    read_recipe_yaml,
+    unchosen_defaults,
+    validate,
+    write_resolved,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from msa_rl.grpo_config import GRPORecipe
@@ -46,31 +53,38 @@ def load_train_recipe(path: str | Path | None, overrides: list[str] | None = Non
     return load_recipe(TrainRecipe, path, overrides)
 
 
-def _recipe_path(value: str, base: Path | None) -> Path:
-    """A stage recipe path: as given, else relative to the train recipe's folder, else to the workspace root."""
+def _recipe_path(value: str, base: Path | None, key: str, source: str) -> Path:
+    """A stage recipe path: as given, else relative to the train recipe's folder, else to the workspace root.
+    Not found: a ConfigError naming the train recipe and the key that points there, and where it looked."""
     p = Path(value)
-    if p.is_file() or p.is_absolute():
+    if p.is_file():
         return p
-    candidates = [base / p] if base is not None else []
-    try:
-        from msa_core.envs import workspace_root
+    candidates = [p]
+    if not p.is_absolute():
+        candidates += [base / p] if base is not None else []
+        try:
+            from msa_core.envs import workspace_root
 
-        candidates.append(workspace_root() / p)
-    except Exception:  # not inside the workspace: only the paths above count
-        pass
+            candidates.append(workspace_root() / p)
+        except Exception:  # not inside the workspace: only the paths above count
+            pass
     for c in candidates:
         if c.is_file():
             return c
-    raise ConfigError(f"stage recipe {value} not found")
+    looked = ", ".join(dict.fromkeys(str(c) for c in candidates))
+    raise ConfigError(f"{source}, key `{key}`: stage recipe {value} not found (looked at {looked})")
 
 
-def stage_configs(recipe: TrainRecipe, base: Path | None = None):
-    """(SFTConfig, GRPORecipe) with the shared inputs and the overrides applied; both validated up front."""
+def stage_configs(recipe: TrainRecipe, base: Path | None = None, source: str | None = None):
+    """(SFTConfig, GRPORecipe) with the shared inputs and the overrides applied; both validated up front.
+
+    ``source`` names the train recipe in messages (its file, when there is one)."""
     from msa_rl.sft import SFTConfig
 
+    source = source or "the train recipe"
     out = Path(recipe.output_dir)
     sft_dir, grpo_dir = out / "sft", out / "grpo"
-    sft_path = _recipe_path(recipe.sft_recipe, base)
+    sft_path = _recipe_path(recipe.sft_recipe, base, "sft_recipe", source)
     shared_sft = {"output_dir": str(sft_dir)}
     if recipe.model:
         shared_sft["model"] = recipe.model
@@ -81,7 +95,7 @@ def stage_configs(recipe: TrainRecipe, base: Path | None = None):
         deep_merge(deep_merge(read_recipe_yaml(sft_path), shared_sft), recipe.sft),
         f"{sft_path} (+ train recipe)",
     )
-    grpo_path = _recipe_path(recipe.grpo_recipe, base)
+    grpo_path = _recipe_path(recipe.grpo_recipe, base, "grpo_recipe", source)
     start = recipe.model if recipe.skip_sft else str(sft_dir)
     shared_grpo = {
         "model": start,
@@ -103,13 +117,28 @@ def sft_done(sft_dir: Path) -> bool:
     return (sft_dir / "config.json").is_file() and any((sft_dir / f).is_file() for f in MODEL_FILES)
 
 
-def run_train(recipe: TrainRecipe, *, base: Path | None = None, echo=None) -> Path:
-    """SFT (unless skipped or already done), then Hint-GRPO from its output; returns the GRPO output directory."""
+def run_train(
+    recipe: TrainRecipe, *, base: Path | None = None, echo=None, note=None, source: str | None = None
+) -> Path:
+    """SFT (unless skipped or already done), then Hint-GRPO from its output; returns the GRPO output directory.
+
+    ``data`` must be given (the stage recipes' own data would silently train on something else); ``note(line)``
+    hears every default the user did not choose, before any work."""
     from msa_rl.grpo import run_grpo
     from msa_rl.sft import run_sft
 
-    sft, grpo = stage_configs(recipe, base)
+    if not recipe.data.strip():
+        raise ConfigError(
+            "data is not set: add `--set data=DIR` (a cot-distill export) or `data:` in the train recipe; the "
+            "stage recipes' own data is never used in its place"
+        )
+    sft, grpo = stage_configs(recipe, base, source)
     grpo.require_inputs()
+    lines = unchosen_defaults(recipe, ("output_dir",))
+    if not recipe.model:
+        lines.append(f"model is not set in the train recipe: using the SFT stage recipe's {sft.model!r}")
+    for line in lines:
+        (note or print)(line)
     with claim_output_dir(recipe.output_dir, "output_dir"):  # checked before any work; one job per folder
         write_resolved(recipe, Path(recipe.output_dir) / artifacts.TRAIN_CONFIG)
         sft_dir = Path(sft.output_dir)
