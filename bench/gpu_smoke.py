@@ -148,8 +148,8 @@ def vllm_available() -> bool:
 def build_processor_and_config(tiny: bool, layers: int | None = None):
     """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids
     (``layers``: the real widths with that many text, vision and audio layers, for a quick check)."""
+    from msa_omni.families import DEFAULT_FAMILY
     from msa_rl.tiny import build_config, build_processor, build_tokenizer
-    from transformers import Qwen2_5OmniThinkerConfig
 
     tokenizer = build_tokenizer()
     processor = build_processor(tokenizer)
@@ -164,7 +164,7 @@ def build_processor_and_config(tiny: bool, layers: int | None = None):
         full = [i for i in real["vision_config"]["fullatt_block_indexes"] if i < layers] or [layers - 1]
         real["vision_config"].update(depth=layers, fullatt_block_indexes=full)
     text = {**real["text_config"], "pad_token_id": ids["pad_token_id"], "eos_token_id": ids["eos_token_id"]}
-    config = Qwen2_5OmniThinkerConfig(
+    config = DEFAULT_FAMILY.transformers_class("thinker_config_class")(
         text_config=text,
         vision_config=real["vision_config"],
         audio_config=real["audio_config"],
@@ -200,11 +200,12 @@ def check_token_ids(processor, config) -> None:
 def build_model(config, device: str, dtype):
     """The thinker with random weights, allocated and initialised on ``device`` (``meta``: shapes only)."""
     import torch
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+    from msa_omni.families import family_of_config
 
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(config, dtype=dtype)
+        thinker_class = family_of_config(config).transformers_class("thinker_class")
+        model = thinker_class._from_config(config, dtype=dtype)
     if device != "meta":
         stray = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type != device]
         if stray:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from msa_core import ConfigError, DataError, OutputPathError, artifacts
 from msa_core.media_settings import MediaSettings
+from msa_omni.families import DEFAULT_FAMILY, ModelFamily, family_of_model
 
 WEIGHT_PATTERNS = ("config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json")
 PROCESSOR_PATTERNS = (
@@ -39,7 +40,7 @@ PROCESSOR_PATTERNS = (
 )
 # Each stage's resolved recipe, by the file it leaves next to its checkpoint.
 STAGE_RECIPES = {
-    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO when hint is on)",
+    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO when hard_group_strategy is hint)",
     artifacts.SFT_CONFIG: "cold-start SFT (LLaMA-Factory)",
 }
 STAGE_KEYS = (
@@ -48,7 +49,9 @@ STAGE_KEYS = (
     "max_steps",
     "finetuning_type",
     "num_generations",
-    "hint",
+    "hard_group_strategy",
+    "reward_coupling",
+    "hint",  # recipes written before hard_group_strategy
     "drop_hard",
     "beta",
     "reward_weights",
@@ -187,6 +190,7 @@ def build_folder(
         metrics=metrics,
         dataset_repo=dataset_repo,
         data_manifest=_export_manifest(stages),
+        family=family_of_model(checkpoint),
     )
     (folder / "README.md").write_text(card, encoding="utf-8")
     files = sorted(
@@ -263,11 +267,12 @@ def model_card(
     metrics: dict[str, Any] | None,
     dataset_repo: str | None,
     data_manifest: dict[str, Any] | None,
+    family: ModelFamily = DEFAULT_FAMILY,
 ) -> str:
     base_on_hub = bool(base) and not _is_local(base)
     front: dict[str, Any] = {
         "library_name": "transformers",
-        "tags": ["multimodal-sentiment-analysis", "qwen2.5-omni", "msa-thinker", "video", "audio"],
+        "tags": ["multimodal-sentiment-analysis", family.name, "msa-thinker", "video", "audio"],
     }
     if base_on_hub:
         front["base_model"] = base
@@ -306,7 +311,7 @@ def model_card(
 
 # {repo_id}
 
-A Qwen2.5-Omni thinker trained with msa-thinker to analyse the sentiment of a speaker in a
+A {family.display} thinker trained with msa-thinker to analyse the sentiment of a speaker in a
 video clip: it watches the frames, hears the audio track (interleaved with the video, audio-in-video) and reads the
 transcript, then answers in the **Discrimination-Calibration (DC)** format: the polarity first, then its reasoning
 over the text, the voice and the face, then a score on the dataset's scale.
@@ -340,7 +345,7 @@ uv run msa-thinker analyze clips/ --model {repo_id} --transcribe --json
 
 The transcript comes from `--transcript`, a `clip.txt`/`clip.srt` next to the clip, or `--transcribe` (this model
 transcribes the speech itself). In Python, the checkpoint loads as
-`transformers.Qwen2_5OmniThinkerForConditionalGeneration` with its `AutoProcessor`; build the prompt with
+`transformers.{family.thinker_class}` with its `AutoProcessor`; build the prompt with
 `msa_core.build_prompt` and the clip with `msa_omni.clip_media` so that it sees clips as in training.
 
 ## Limitations

@@ -225,8 +225,8 @@ def render_card(manifest: dict[str, Any], repo_id: str | None = None, media_incl
     if manifest.get("llamafactory"):
         keys = ", ".join(f"`{v['dataset']}` ({s})" for s, v in manifest["llamafactory"].items())
         lines += [
-            f"LLaMA-Factory: point `dataset_dir` at this folder and use {keys} with `template: qwen2_omni` "
-            "and `use_audio_in_video: true` (the `system` column carries the system prompt; media paths "
+            f"LLaMA-Factory: point `dataset_dir` at this folder and use {keys} with the student's chat "
+            "template (`msa-rl sft` picks it from the model's family) and `use_audio_in_video: true` (the `system` column carries the system prompt; media paths "
             "are relative to the folder).",
             "",
         ]

@@ -1,6 +1,7 @@
 """How many tokens a clip's prompt takes, from container metadata alone (``media.probe``: demux, no decode).
 
-The Qwen2.5-Omni thinker's count, rule by rule (the unit test checks it equals the real processor's):
+The arithmetic is a family's ``MediaTokenRules`` (msa_omni's family registry holds one per student family; the
+unit tests check each equals its real processor's count). The defaults are the Qwen2-VL / Whisper rules:
 - video: ``media.model_frame_count`` frames (padded to an even count: the temporal patch is 2 frames), each
   resized by the processor's ``smart_resize`` into the ``min_pixels``..``max_pixels`` bounds in steps of 28 px
   (14-px patches merged 2x2): ``frames / 2 x (height / 28) x (width / 28)`` tokens;
@@ -17,7 +18,7 @@ Training uses it to refuse (or drop) clips that ``cutoff_len`` / ``max_prompt_le
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,9 +33,38 @@ DEFAULT_MAX_AUDIO_SAMPLES = 300 * AUDIO_RATE
 OnLongClip = Literal["error", "drop"]
 
 
-def resized_frame(width: int, height: int, settings: MediaSettings) -> tuple[int, int]:
+def halved_twice_audio_tokens(mel_frames: int) -> int:
+    """Audio tokens of ``mel_frames`` mel frames when the encoder halves them twice (25 a second)."""
+    if mel_frames <= 0:
+        return 0
+    return ((mel_frames - 1) // 2 + 1 - 2) // 2 + 1
+
+
+@dataclass(frozen=True)
+class MediaTokenRules:
+    """A model family's media-token arithmetic: vision patches and the audio encoder's downsampling."""
+
+    patch: int = PATCH
+    merge: int = MERGE
+    temporal_patch: int = TEMPORAL_PATCH
+    audio_tokens: Callable[[int], int] = halved_twice_audio_tokens
+    """Tokens of a number of mel frames (hop 160 at 16 kHz)."""
+    audio_capped: bool = True
+    """The processor keeps only its feature extractor's ``n_samples`` of audio (else all of it)."""
+
+    @property
+    def factor(self) -> int:
+        return self.patch * self.merge
+
+
+DEFAULT_RULES = MediaTokenRules()
+
+
+def resized_frame(
+    width: int, height: int, settings: MediaSettings, rules: MediaTokenRules = DEFAULT_RULES
+) -> tuple[int, int]:
     """(width, height) after the processor's resize (transformers' Qwen2-VL ``smart_resize``)."""
-    factor = PATCH * MERGE
+    factor = rules.factor
     h, w = round(height / factor) * factor, round(width / factor) * factor
     if h * w > settings.max_pixels:
         beta = math.sqrt(height * width / settings.max_pixels)
@@ -46,19 +76,24 @@ def resized_frame(width: int, height: int, settings: MediaSettings) -> tuple[int
     return w, h
 
 
-def video_tokens(n_frames: int, width: int, height: int, settings: MediaSettings) -> int:
+def video_tokens(
+    n_frames: int, width: int, height: int, settings: MediaSettings, rules: MediaTokenRules = DEFAULT_RULES
+) -> int:
     """Video tokens of ``n_frames`` frames of ``width`` x ``height`` pixels."""
-    w, h = resized_frame(width, height, settings)
-    factor = PATCH * MERGE
-    return math.ceil(n_frames / TEMPORAL_PATCH) * (h // factor) * (w // factor)
+    w, h = resized_frame(width, height, settings, rules)
+    factor = rules.factor
+    return math.ceil(n_frames / rules.temporal_patch) * (h // factor) * (w // factor)
 
 
-def audio_tokens(n_samples: int, max_samples: int = DEFAULT_MAX_AUDIO_SAMPLES) -> int:
-    """Audio tokens of ``n_samples`` samples at 16 kHz (about 25 a second)."""
-    mel = math.ceil(min(n_samples, max_samples) / MEL_HOP)
-    if mel <= 0:
-        return 0
-    return ((mel - 1) // 2 + 1 - 2) // 2 + 1
+def audio_tokens(
+    n_samples: int,
+    max_samples: int | None = DEFAULT_MAX_AUDIO_SAMPLES,
+    rules: MediaTokenRules = DEFAULT_RULES,
+) -> int:
+    """Audio tokens of ``n_samples`` samples at 16 kHz (about 25 a second by default); ``max_samples`` is the
+    processor's cap (None: none)."""
+    kept = n_samples if max_samples is None or not rules.audio_capped else min(n_samples, max_samples)
+    return rules.audio_tokens(math.ceil(kept / MEL_HOP))
 
 
 @dataclass(frozen=True)
@@ -87,15 +122,16 @@ def estimate_clip_tokens(
     *,
     text_tokens: int,
     answer_tokens: int = 0,
-    max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES,
+    max_audio_samples: int | None = DEFAULT_MAX_AUDIO_SAMPLES,
+    rules: MediaTokenRules = DEFAULT_RULES,
 ) -> ClipTokens:
     """A clip's tokens under ``settings``; ``text_tokens`` counts the rendered prompt with one video placeholder."""
     frames = model_frame_count(info.duration, settings.fps, settings.max_frames, info.n_frames)
-    video = video_tokens(frames, info.width, info.height, settings)
+    video = video_tokens(frames, info.width, info.height, settings, rules)
     audio, extra = 0, -1  # the video placeholder is replaced by the media
     if settings.audio_in_video and info.has_audio and info.audio_sample_rate:
         samples = math.ceil(info.audio_samples * AUDIO_RATE / info.audio_sample_rate)  # resampled to 16 kHz
-        audio, extra = audio_tokens(samples, max_audio_samples), 1  # + audio bos and eos
+        audio, extra = audio_tokens(samples, max_audio_samples, rules), 1  # + audio bos and eos
     return ClipTokens(clip_id, video=video, audio=audio, text=text_tokens + extra, answer=answer_tokens)
 
 

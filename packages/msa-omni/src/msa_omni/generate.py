@@ -1,4 +1,4 @@
-"""Greedy answers of a Qwen2.5-Omni thinker for (prompt, clip) pairs: transformers ``generate`` or vLLM.
+"""Greedy answers of an Omni thinker (any family in ``msa_omni.families``) for (prompt, clip) pairs: transformers ``generate`` or vLLM.
 
 Both backends see the same prompt (``msa_omni.io.render_prompt``) and the same media (``ClipMedia``: frames at the
 effective rate + the clip's 16 kHz audio, interleaved into the video turn), and expand a clip into the same prompt
@@ -16,6 +16,7 @@ from typing import Any, Literal
 from msa_core import ConfigError, Prompt
 from msa_core.media_settings import MediaSettings
 
+from msa_omni.families import DEFAULT_FAMILY, ModelFamily, family_of_processor
 from msa_omni.io import AUDIO_SAMPLE_RATE, ClipMedia
 
 Backend = Literal["hf", "vllm"]
@@ -148,30 +149,16 @@ def import_vllm() -> Any:
     return vllm
 
 
-# Qwen2.5-Omni's temporal patch: one video grid step spans 2 frames.
-TEMPORAL_PATCH = 2
-
-
 def vllm_mm_processor_kwargs(
-    fps: float, settings: MediaSettings, *, audio_in_video: bool = True
+    fps: float, settings: MediaSettings, *, audio_in_video: bool = True, family: ModelFamily = DEFAULT_FAMILY
 ) -> dict[str, Any]:
     """Per-request ``mm_processor_kwargs`` that make vLLM expand a clip exactly as ``msa_omni.encode_prompt``.
 
-    vLLM calls the HF processor without our per-call video settings, so the processor's class-level size
-    (at least 128*28*28 pixels) upscaled 56x56 frames: 516 prompt tokens where the HF path builds 236. vLLM 0.32's
-    Qwen2.5-Omni processor takes ``size`` (merged over the saved video processor's), ``fps`` (goes to the HF
-    processor: second_per_grid of the M-RoPE positions) and ``second_per_grid_ts`` (vLLM's own split of the
-    video tokens into audio-interleaved 2 s chunks; it assumes 1.0 when absent, right only at 2 fps). ``fps`` is
+    vLLM calls the HF processor without our per-call video settings (the class-level size upscales small frames)
+    and splits audio-in-video by its own clock: each family's entry says what its vLLM processor takes. ``fps`` is
     the clip's effective rate (``ClipMedia.fps``).
     """
-    from msa_omni.io import video_kwargs
-
-    return {
-        "use_audio_in_video": audio_in_video,
-        "fps": float(fps),
-        "size": dict(video_kwargs(settings, fps)["size"]),  # the HF path's own bounds
-        "second_per_grid_ts": [TEMPORAL_PATCH / float(fps)],
-    }
+    return family.vllm_mm_processor_kwargs(fps, settings, audio_in_video)
 
 
 def vllm_request(
@@ -189,7 +176,7 @@ def vllm_request(
             data["audio"] = (media.audio, AUDIO_SAMPLE_RATE)
         request["multi_modal_data"] = data
         request["mm_processor_kwargs"] = vllm_mm_processor_kwargs(
-            media.fps, settings, audio_in_video=has_audio
+            media.fps, settings, audio_in_video=has_audio, family=family_of_processor(processor)
         )
     return request
 

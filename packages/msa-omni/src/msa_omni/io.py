@@ -1,8 +1,10 @@
-"""Qwen2.5-Omni thinker I/O shared by SFT checks, GRPO and prediction: load, decode a clip, encode a prompt.
+"""Omni thinker I/O shared by SFT checks, GRPO and prediction: load, decode a clip, encode a prompt.
 
+Family-neutral: what differs between student families (classes, the audio-in-video switch) comes from the
+registry (``msa_omni.families``), chosen by the checkpoint's config or the processor's class.
 Three silent failure modes this module exists to prevent (docs/architecture.md, "Omni input"):
-- the processor's audio-in-video switch moved between transformers versions and every wrong form yields 0 audio
-  tokens without an error: ``audio_in_video_kwargs`` is the one place that knows the installed form, and
+- the processor's audio-in-video switch differs between families and transformers versions, and every wrong form
+  yields 0 audio tokens without an error: ``audio_in_video_kwargs`` asks the family for the installed form, and
   ``encode_prompt`` refuses a batch whose audio went missing;
 - the processor's class-level video size upscales small frames (56x56 -> 336x336) unless size and fps are passed
   per call;
@@ -14,7 +16,6 @@ functions.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,13 +23,24 @@ from typing import TYPE_CHECKING, Any
 from msa_core import ConfigError, MediaError, Prompt, chat_messages
 from msa_core.media_settings import MediaSettings
 
+from msa_omni.families import (
+    DEFAULT_FAMILY,
+    ModelFamily,
+    family_of_model,
+    family_of_processor,
+    not_supported_text,
+    supported_model_types,
+)
+from msa_omni.families import video_kwargs as video_kwargs
+
 if TYPE_CHECKING:
     import numpy as np
     from transformers import BatchFeature
 
-THINKER_ARCHITECTURE = "Qwen2_5OmniThinkerForConditionalGeneration"
+# The default family's thinker class name (the paper's student).
+THINKER_ARCHITECTURE = DEFAULT_FAMILY.thinker_class
 # Models whose config.json has a thinker we can load (a full Omni checkpoint carries it under thinker_config).
-OMNI_MODEL_TYPES = ("qwen2_5_omni_thinker", "qwen2_5_omni")
+OMNI_MODEL_TYPES = supported_model_types()
 AUDIO_SAMPLE_RATE = 16000
 
 
@@ -49,78 +61,50 @@ def transformers_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-@functools.cache
-def _processor_takes_audio_indices() -> bool:
-    """Whether the installed Omni processor has the newer ``load_audio_from_video`` + indices switch.
-
-    Detected from the processor source rather than a version number: older releases accept
-    ``load_audio_from_video`` but ignore it (0 audio tokens), so only the indices argument marks the new form.
-    """
-    import inspect
-
-    from transformers.models.qwen2_5_omni import processing_qwen2_5_omni
-
-    return "audio_from_video_indices" in inspect.getsource(processing_qwen2_5_omni)
+# Whether the default family's installed processor takes the newer audio-in-video form (the switch test reads it).
+_processor_takes_audio_indices = DEFAULT_FAMILY.newer_audio_switch
 
 
-def video_kwargs(settings: MediaSettings, fps: float) -> dict[str, Any]:
-    """The video processor's per-call size bounds (pixels) and the frames' effective ``fps``.
-
-    Per call because the processor's class-level defaults win over the saved video processor config.
-    """
-    return {
-        "size": {"shortest_edge": settings.min_pixels, "longest_edge": settings.max_pixels},
-        "fps": float(fps),
-    }
-
-
-def audio_in_video_kwargs(settings: MediaSettings, fps: float, n_videos: int = 1) -> dict[str, Any]:
-    """Processor kwargs that put each video's audio track into its video turn (TMRoPE interleaving).
-
-    Everything video-related goes inside ``videos_kwargs``: transformers 5.6 drops a top-level
-    ``use_audio_in_video`` when ``videos_kwargs`` is also given.
-    """
-    videos_kwargs = video_kwargs(settings, fps)
-    if _processor_takes_audio_indices():
-        videos_kwargs["cap_pixels_per_frame"] = True
-        return {
-            "load_audio_from_video": True,
-            "audio_from_video_indices": list(range(n_videos)),
-            "videos_kwargs": videos_kwargs,
-        }
-    videos_kwargs["use_audio_in_video"] = True
-    return {"videos_kwargs": videos_kwargs}
+def audio_in_video_kwargs(
+    settings: MediaSettings, fps: float, n_videos: int = 1, *, family: ModelFamily = DEFAULT_FAMILY
+) -> dict[str, Any]:
+    """Processor kwargs that put each video's audio track into its video turn (TMRoPE interleaving), in the form
+    ``family``'s installed processor takes."""
+    return family.audio_in_video_kwargs(settings, fps, n_videos)
 
 
 def load_thinker(path: str | Path, dtype: str = "float32"):
-    """(model, processor) of a Qwen2.5-Omni thinker checkpoint; ConfigError if ``path`` is not one."""
+    """(model, processor) of an Omni thinker checkpoint of a supported family; ConfigError if ``path`` is not one."""
     import torch
-    from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
+    from transformers import AutoProcessor
 
     config = check_thinker_dir(path)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise ConfigError(f"dtype {dtype!r} is not a torch dtype (use float32, bfloat16 or float16)")
+    family = family_of_model(path)
     processor = AutoProcessor.from_pretrained(str(path))
-    if config.get("model_type") == "qwen2_5_omni" or (not config and _is_full_omni_hub_model(str(path))):
-        return _thinker_of_full_omni(path, torch_dtype), processor
-    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), dtype=torch_dtype)
+    if config.get("model_type") == family.full_model_type or (
+        not config and _is_full_omni_hub_model(str(path), family)
+    ):
+        return _thinker_of_full_omni(path, torch_dtype, family), processor
+    model = family.transformers_class("thinker_class").from_pretrained(str(path), dtype=torch_dtype)
     return model, processor
 
 
-def _is_full_omni_hub_model(name: str) -> bool:
+def _is_full_omni_hub_model(name: str, family: ModelFamily) -> bool:
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(name).model_type == "qwen2_5_omni"
+    return AutoConfig.from_pretrained(name).model_type == family.full_model_type
 
 
-def _thinker_of_full_omni(path: str | Path, torch_dtype):
-    """The thinker of a full Qwen2.5-Omni checkpoint (e.g. the base model, zero-shot), without building the talker."""
-    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
-
-    config = Qwen2_5OmniConfig.from_pretrained(str(path))
+def _thinker_of_full_omni(path: str | Path, torch_dtype, family: ModelFamily):
+    """The thinker of a full Omni checkpoint (e.g. the base model, zero-shot), without building the talker."""
+    config = family.transformers_class("full_config_class").from_pretrained(str(path))
     config.enable_audio_output = False  # the speech talker and token2wav are never built nor loaded
-    full = Qwen2_5OmniForConditionalGeneration.from_pretrained(str(path), config=config, dtype=torch_dtype)
+    full = family.transformers_class("full_class").from_pretrained(
+        str(path), config=config, dtype=torch_dtype
+    )
     return full.thinker
 
 
@@ -130,6 +114,7 @@ def check_thinker_dir(path: str | Path) -> dict[str, Any]:
     Hub ids (``Qwen/Qwen2.5-Omni-7B``) are accepted when they are in the local Hugging Face cache or the Hub can
     be reached; offline (``HF_HUB_OFFLINE``) or without network they fail at once, naming the id, instead of after
     transformers' retries.
+    A local checkpoint must be a thinker (or a full Omni model) of a family in ``msa_omni.families``.
     """
     import json
 
@@ -148,9 +133,7 @@ def check_thinker_dir(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{config_file}: unreadable config: {exc}") from exc
     model_type = config.get("model_type")
     if model_type not in OMNI_MODEL_TYPES:
-        raise ConfigError(
-            f"{config_file}: model_type {model_type!r} is not a Qwen2.5-Omni thinker (expected one of {OMNI_MODEL_TYPES})"
-        )
+        raise ConfigError(f"{config_file}: model_type {model_type!r} is not {not_supported_text()}")
     if not any((p / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         raise ConfigError(f"model path {path} has no tokenizer files: save the processor next to the weights")
     return config
@@ -258,7 +241,7 @@ def encode_prompt(
     kwargs: dict[str, Any] = {"videos": [media.frames]}
     if media.audio is not None:
         kwargs["audio"] = [media.audio]
-        kwargs.update(audio_in_video_kwargs(settings, fps=media.fps))
+        kwargs.update(audio_in_video_kwargs(settings, fps=media.fps, family=family_of_processor(processor)))
     else:
         kwargs["videos_kwargs"] = video_kwargs(settings, media.fps)
     batch = processor(text=[text], return_tensors="pt", **kwargs)

@@ -1,7 +1,8 @@
 """Training preflight: every clip's prompt length in tokens before SFT or GRPO starts, without decoding media.
 
-``msa_core.prompt_length`` does the media arithmetic from ``media.probe``; this module adds the text tokens with
-the model's own tokenizer and chat template (the same rendering ``encode_prompt`` uses).
+``msa_core.prompt_length`` does the media arithmetic from ``media.probe`` with the processor's family's rules
+(``ModelFamily.token_rules``); this module adds the text tokens with the model's own tokenizer and chat template
+(the same rendering ``encode_prompt`` uses).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from msa_core.prompt_length import (
     over_limit,
 )
 
+from msa_omni.families import family_of_processor
 from msa_omni.io import render_prompt
 
 ANSWER_END = "<|im_end|>\n"  # how the chat template closes an assistant turn (part of SFT's targets)
@@ -57,6 +59,7 @@ def estimate_tokens(processor, clips: Iterable[ClipPrompt], settings: MediaSetti
     from msa_core import media
 
     cap = max_audio_samples(processor)
+    rules = family_of_processor(processor).token_rules
     out = []
     for clip in clips:
         out.append(
@@ -67,6 +70,7 @@ def estimate_tokens(processor, clips: Iterable[ClipPrompt], settings: MediaSetti
                 text_tokens=prompt_text_tokens(processor, clip.prompt),
                 answer_tokens=answer_tokens(processor, clip.answer) if clip.answer is not None else 0,
                 max_audio_samples=cap,
+                rules=rules,
             )
         )
     return out

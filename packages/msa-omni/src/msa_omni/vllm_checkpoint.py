@@ -1,7 +1,8 @@
 """The thinker -> vLLM checkpoint conversion.
 
-vLLM registers Qwen2.5-Omni only as the full ``Qwen2_5OmniModel`` (it reads ``hf_config.thinker_config``) and
-expects weights named ``thinker.*``; our checkpoints are thinker-only. ``vllm_model_dir`` rewrites a trained thinker
+vLLM registers the Omni families only as their full models (it reads ``hf_config.thinker_config``; the
+architecture is the family's ``vllm_architecture``) and expects weights named ``thinker.*``; our checkpoints are
+thinker-only. ``vllm_model_dir`` rewrites a trained thinker
 for prediction; ``write_engine_dir`` writes the config-only directory a colocated GRPO engine starts from (its
 weights are pushed from the trainer, under ``THINKER_PREFIX``).
 """
@@ -13,20 +14,14 @@ from pathlib import Path
 
 from msa_core import DataError
 
+from msa_omni.families import family_of_config
+
 THINKER_PREFIX = "thinker."
 
 
 def full_omni_config(thinker_config: dict) -> dict:
-    """A full Qwen2.5-Omni config.json wrapping a thinker config, with the speech talker switched off."""
-    thinker = dict(thinker_config)
-    thinker.pop("architectures", None)
-    return {
-        "architectures": ["Qwen2_5OmniModel"],
-        "model_type": "qwen2_5_omni",
-        "enable_audio_output": False,
-        "thinker_config": thinker,
-        "torch_dtype": thinker_config.get("torch_dtype", thinker_config.get("dtype", "bfloat16")),
-    }
+    """The full Omni config.json vLLM loads around a thinker config (its family's), speech talker switched off."""
+    return family_of_config(thinker_config).vllm_config(thinker_config)
 
 
 def vllm_model_dir(thinker_dir: Path, out_dir: Path) -> Path:

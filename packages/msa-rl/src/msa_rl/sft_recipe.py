@@ -15,6 +15,7 @@ from msa_core import ConfigError, DataError, MediaSettings, Prompt, artifacts
 from msa_core.recipe import load_recipe
 from msa_core.recipe import write_resolved as write_recipe
 from msa_omni import check_thinker_dir
+from msa_omni.families import DEFAULT_FAMILY, FAMILIES, family_of_hub_id, family_of_model
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -25,8 +26,9 @@ class SFTConfig(BaseModel):
 
     # -- inputs and outputs
     model: str = Field(
-        "Qwen/Qwen2.5-Omni-7B",
-        description="Base model: a Hub id or a local Qwen2.5-Omni (thinker) checkpoint with its processor.",
+        DEFAULT_FAMILY.reference_model,
+        description="Base model: a Hub id or a local Omni thinker checkpoint (a family in msa_omni.families) with "
+        "its processor.",
     )
     data: str = Field(
         "", description="A cot-distill LLaMA-Factory export directory (holds dataset_info.json)."
@@ -45,7 +47,10 @@ class SFTConfig(BaseModel):
     )
     resume_from_checkpoint: str | None = Field(None, description="A checkpoint-N directory to resume from.")
     # -- model and method
-    template: str = Field("qwen2_omni", description="LLaMA-Factory chat template (must match the model).")
+    template: str = Field(
+        "",
+        description="LLaMA-Factory chat template (must match the model); empty: the model family's own.",
+    )
     finetuning_type: Literal["full", "lora", "freeze"] = Field(
         "full", description="Full fine-tune, LoRA or freeze."
     )
@@ -121,7 +126,9 @@ class SFTConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SFTConfig:
-        modelled = set(llamafactory_args(self.model_copy(update={"llamafactory": {}}), Path("."), Path(".")))
+        # (a placeholder template: the model's family is looked up only when the arguments are really built)
+        keys_only = self.model_copy(update={"llamafactory": {}, "template": self.template or "-"})
+        modelled = set(llamafactory_args(keys_only, Path("."), Path(".")))
         clash = sorted(set(self.llamafactory) & (modelled | _OPTIONAL_KEYS | {"use_cpu"}))
         if clash:
             raise ValueError(
@@ -202,6 +209,7 @@ def check_ffmpeg() -> None:
 def validate(config: SFTConfig) -> ExportSummary:
     """Every check that can fail before LLaMA-Factory starts: model, data, media, deepspeed, FFmpeg."""
     check_thinker_dir(config.model)
+    check_template(config)
     datasets = _dataset_names(config.dataset)
     if not datasets:
         raise ConfigError("dataset: give at least one dataset name from the export's dataset_info.json")
@@ -277,6 +285,25 @@ _OPTIONAL_KEYS = {
 }
 
 
+def check_template(config: SFTConfig) -> None:
+    """A template of another family than the model's would train on the wrong tokens: ConfigError."""
+    if not config.template:
+        return
+    model = Path(config.model).expanduser()
+    family = family_of_model(model) if model.exists() else family_of_hub_id(config.model)
+    owner = next((f for f in FAMILIES.values() if f.lf_template == config.template), None)
+    if family is not None and owner is not None and owner is not family:
+        raise ConfigError(
+            f"template: {config.template!r} is the {owner.display} template, but model {config.model} is a "
+            f"{family.display} thinker (use {family.lf_template!r}, or leave template empty for the model's own)"
+        )
+
+
+def lf_template(config: SFTConfig) -> str:
+    """The recipe's template, or (empty) the one of its model's family."""
+    return config.template or family_of_model(config.model).lf_template
+
+
 def llamafactory_args(
     config: SFTConfig,
     data_dir: Path,
@@ -292,7 +319,7 @@ def llamafactory_args(
         "do_train": True,
         "model_name_or_path": str(model.resolve()) if model.exists() else config.model,
         "trust_remote_code": False,
-        "template": config.template,
+        "template": lf_template(config),
         "finetuning_type": config.finetuning_type,
         "freeze_vision_tower": config.freeze_vision_tower,
         "freeze_multi_modal_projector": config.freeze_multi_modal_projector,
@@ -358,7 +385,7 @@ def merge_args(config: SFTConfig, adapter_dir: Path, output_dir: Path) -> dict[s
     return {
         "model_name_or_path": str(model.resolve()) if model.exists() else config.model,
         "adapter_name_or_path": str(adapter_dir),
-        "template": config.template,
+        "template": lf_template(config),
         "finetuning_type": "lora",
         "export_dir": str(output_dir),
         "export_size": 5,

@@ -1,7 +1,8 @@
-"""A tiny, randomly initialised Qwen2.5-Omni thinker and its full processor, built offline.
+"""A tiny, randomly initialised Omni thinker of any registered family and its full processor, built offline.
 
-The model of the tests and the demo: ~0.46M parameters, loads with ``from_pretrained`` under both environments'
-transformers (5.6 in the SFT env, the default env's newer one). The byte-level BPE is trained on the spot on a
+The model of the tests and the demo (the default family's: ~0.46M parameters), loads with ``from_pretrained``
+under both environments' transformers (5.6 in the SFT env, the default env's newer one). The family's entry
+(``msa_omni.families``) supplies its special tokens, chat template, processor and config; this module the rest. The byte-level BPE is trained on the spot on a
 corpus made of msa-core's own prompt text and DC answers, so prompts and answers stay a few dozen tokens long.
 Heavy imports stay inside functions: the CLI imports this module.
 """
@@ -12,72 +13,21 @@ import json
 import random
 from pathlib import Path
 
-# The 14 added tokens of the real Qwen2.5-Omni tokenizer; here their ids follow the BPE vocabulary.
-SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|AUDIO|>",
-    "<|audio_bos|>",
-    "<|audio_eos|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_bos|>",
-    "<|vision_eos|>",
-    "<|vision_pad|>",
-    "<|IMAGE|>",
-    "<|VIDEO|>",
-]
+from msa_omni.families import DEFAULT_FAMILY, ModelFamily, get_family
+
+# The default family's tiny tokens and template (each family's entry holds its own: msa_omni.families).
+SPECIAL_TOKENS = list(DEFAULT_FAMILY.tiny.special_tokens)
 # The DC tags as whole (ordinary, not special) tokens. The Qwen2 pre-tokenizer would split "</think><score>0"
 # into "</", "think", "><", "score", ">", "0", and "score", ">" then opens AND closes the score: a model this small
 # keeps confusing the two and ends its answer at "<score>". Decoding is unchanged (they decode to their text).
 DC_TAG_TOKENS = ["<polarity>", "</polarity>", "<think>", "</think>", "<score>", "</score>"]
-# Qwen2_5OmniProcessor.__init__ reads tokenizer.image_token, .audio_bos_token, ...: declared on the tokenizer.
-MODEL_SPECIFIC_TOKENS = {
-    "image_token": "<|IMAGE|>",
-    "audio_token": "<|AUDIO|>",
-    "video_token": "<|VIDEO|>",
-    "vision_bos_token": "<|vision_bos|>",
-    "vision_eos_token": "<|vision_eos|>",
-    "audio_bos_token": "<|audio_bos|>",
-    "audio_eos_token": "<|audio_eos|>",
-}
+MODEL_SPECIFIC_TOKENS = dict(DEFAULT_FAMILY.tiny.model_specific_tokens)
 # Qwen2 pre-tokenizer regex (transformers.models.qwen2.tokenization_qwen2.PRETOKENIZE_REGEX).
 QWEN2_REGEX = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
     r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
-# The Qwen2.5-Omni chat template, verbatim (default system prompt, media placeholders, str or list content).
-CHAT_TEMPLATE = (
-    "{% set audio_count = namespace(value=0) %}{% set image_count = namespace(value=0) %}"
-    "{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_bos|><|IMAGE|><|vision_eos|>"
-    "{% elif content['type'] == 'audio' or 'audio' in content or 'audio_url' in content %}"
-    "{% set audio_count.value = audio_count.value + 1 %}"
-    "{% if add_audio_id %}Audio {{ audio_count.value }}: {% endif %}"
-    "<|audio_bos|><|AUDIO|><|audio_eos|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
-    "<|vision_bos|><|VIDEO|><|vision_eos|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-# Frames are kept at 56x56: 4x4 patches of 14 px, merged 2x2 -> 4 LLM tokens per temporal grid.
-TINY_FRAME_SIZE = (56, 56)
-TINY_PIXELS = {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
+CHAT_TEMPLATE = DEFAULT_FAMILY.tiny.chat_template
 DEFAULT_VOCAB_SIZE = 2048
 # 4 text layers, not 2: measured on the demo's SFT, 2 layers still looped inside <think> after 300 examples
 # (13/36 prompts parsed), 4 layers answered in strict DC format on 36/36 after the same 300.
@@ -181,8 +131,13 @@ def tokenizer_corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE):
-    """A Qwen2Tokenizer around a BPE trained on ``tokenizer_corpus``, with the Omni special tokens."""
+def _family(family: ModelFamily | str) -> ModelFamily:
+    return get_family(family) if isinstance(family, str) else family
+
+
+def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, family: ModelFamily | str = DEFAULT_FAMILY):
+    """A Qwen2Tokenizer around a BPE trained on ``tokenizer_corpus``, with the family's special tokens."""
+    tiny = _family(family).tiny
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AddedToken, Qwen2Tokenizer
 
@@ -215,140 +170,48 @@ def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE):
         errors="replace",
         model_max_length=32768,
         clean_up_tokenization_spaces=False,
-        extra_special_tokens=dict(MODEL_SPECIFIC_TOKENS),
+        extra_special_tokens=dict(tiny.model_specific_tokens),
     )
-    tok.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS}, replace_extra_special_tokens=False)
+    tok.add_special_tokens(
+        {"additional_special_tokens": list(tiny.special_tokens)}, replace_extra_special_tokens=False
+    )
     tok.add_tokens([AddedToken(tag, normalized=False, special=False) for tag in DC_TAG_TOKENS])
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = tiny.chat_template
     return tok
 
 
-def build_processor(tokenizer):
-    from transformers import (
-        Qwen2_5OmniProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-        WhisperFeatureExtractor,
-    )
-
-    image_processor = Qwen2VLImageProcessor(
-        size=TINY_PIXELS, patch_size=14, temporal_patch_size=2, merge_size=2
-    )
-    video_processor = Qwen2VLVideoProcessor(
-        size=TINY_PIXELS, patch_size=14, temporal_patch_size=2, merge_size=2, do_sample_frames=False
-    )
-    feature_extractor = WhisperFeatureExtractor(
-        feature_size=128,
-        sampling_rate=16000,
-        hop_length=160,
-        chunk_length=30,
-        n_fft=400,
-        return_attention_mask=True,
-    )
-    return Qwen2_5OmniProcessor(
-        image_processor=image_processor,
-        video_processor=video_processor,
-        feature_extractor=feature_extractor,
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-    )
+def build_processor(tokenizer, family: ModelFamily | str = DEFAULT_FAMILY):
+    """The family's full processor (image, video, audio, tokenizer) around ``tokenizer``."""
+    return _family(family).tiny.build_processor(tokenizer)
 
 
-def build_config(tokenizer, hidden: int = TINY_HIDDEN, layers: int = TINY_LAYERS):
-    from transformers import Qwen2_5OmniThinkerConfig
-
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab = (len(tokenizer) + 63) // 64 * 64  # padded like the real model (vocab_size > len(tokenizer))
-    head_dim = hidden // 4
-    if head_dim % 16:
-        raise ValueError(
-            f"hidden must be a multiple of 64 (4 heads, head_dim a multiple of 16), got {hidden}"
-        )
-    unit = head_dim // 16
-    mrope_section = [2 * unit, 3 * unit, 3 * unit]
-    text_config = dict(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=head_dim,
-        hidden_act="silu",
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-6,
-        use_cache=True,
-        tie_word_embeddings=False,
-        use_sliding_window=False,
-        sliding_window=None,
-        max_window_layers=layers,
-        attention_dropout=0.0,
-        # mrope_section must sum to head_dim // 2, split 2:3:3 like the real model ([16, 24, 24] for head_dim 128)
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": mrope_section},
-        pad_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        bos_token_id=None,
-    )
-    vision_config = dict(
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        in_channels=3,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=112,
-        out_hidden_size=hidden,
-        fullatt_block_indexes=[1],
-        hidden_act="silu",
-    )
-    audio_config = dict(
-        num_mel_bins=128,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        d_model=32,
-        max_source_positions=1500,
-        n_window=100,
-        output_dim=hidden,
-    )
-    return Qwen2_5OmniThinkerConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        audio_config=audio_config,
-        audio_token_index=ids["<|AUDIO|>"],
-        image_token_index=ids["<|IMAGE|>"],
-        video_token_index=ids["<|VIDEO|>"],
-        audio_start_token_id=ids["<|audio_bos|>"],
-        audio_end_token_id=ids["<|audio_eos|>"],
-        # Not declared fields of the thinker config, but get_rope_index reads them: pass them explicitly.
-        vision_start_token_id=ids["<|vision_bos|>"],
-        vision_end_token_id=ids["<|vision_eos|>"],
-        user_token_id=tokenizer.convert_tokens_to_ids(tokenizer.tokenize("user"))[0],
-        position_id_per_seconds=25,
-        seconds_per_chunk=2,
-        tie_word_embeddings=False,
-        pad_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-    )
+def build_config(
+    tokenizer,
+    hidden: int = TINY_HIDDEN,
+    layers: int = TINY_LAYERS,
+    family: ModelFamily | str = DEFAULT_FAMILY,
+):
+    """The family's tiny thinker config for ``tokenizer``'s vocabulary."""
+    return _family(family).tiny.build_config(tokenizer, hidden, layers)
 
 
-def build_tiny_omni(out_dir: str | Path, seed: int = 0, hidden: int = TINY_HIDDEN) -> Path:
-    """Write a tiny random thinker + processor to ``out_dir``; same seed and hidden, same weights.
+def build_tiny_omni(
+    out_dir: str | Path, seed: int = 0, hidden: int = TINY_HIDDEN, family: ModelFamily | str = DEFAULT_FAMILY
+) -> Path:
+    """Write a tiny random thinker + processor of ``family`` to ``out_dir``; same seed and hidden, same weights.
 
-    ``hidden`` (a multiple of 64; 4 heads): 64 by default, 128 for vLLM (head_dim 32).
+    ``hidden`` (a multiple of 64; 4 heads): 64 by default, 128 for vLLM where the family ties head_dim to it.
     """
     import torch
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
+    entry = _family(family)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer()
-    processor = build_processor(tokenizer)
-    config = build_config(tokenizer, hidden=hidden)
+    tokenizer = build_tokenizer(family=entry)
+    processor = build_processor(tokenizer, entry)
+    config = build_config(tokenizer, hidden=hidden, family=entry)
     torch.manual_seed(seed)
-    model = Qwen2_5OmniThinkerForConditionalGeneration(config)
+    model = entry.transformers_class("thinker_class")(config)
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id
     model.save_pretrained(out)

@@ -1,4 +1,4 @@
-"""`msa-rl tiny-model`: write the tiny offline Qwen2.5-Omni thinker used by tests and the demo."""
+"""`msa-rl tiny-model`: write the tiny offline Omni thinker (of any registered family) used by tests and the demo."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def tiny_model(
             help="Hidden size, a multiple of 64 (4 heads). 128 for vLLM: its CPU attention needs head_dim >= 32."
         ),
     ] = 64,
+    family: Annotated[
+        str,
+        typer.Option(
+            help="Model family of the tiny thinker (msa_omni.families): qwen2.5-omni or qwen3-omni."
+        ),
+    ] = "",
     force: Annotated[
         bool,
         typer.Option(
@@ -27,12 +33,21 @@ def tiny_model(
         ),
     ] = False,
 ) -> None:
-    """Build a tiny random Qwen2.5-Omni thinker + processor offline (loads with from_pretrained).
+    """Build a tiny random Omni thinker + processor offline (loads with from_pretrained).
 
     OUT_DIR must be empty or new unless --force: a trained model there would be overwritten."""
     from msa_core import MSAError, OutputPathError
     from msa_core.outdir import ensure_writable_dir
+    from msa_omni.families import DEFAULT_FAMILY, get_family
 
+    if hidden < 64 or hidden % 64:
+        typer.echo(f"error: --hidden must be a positive multiple of 64, got {hidden}", err=True)
+        raise typer.Exit(2)
+    try:
+        entry = get_family(family) if family else DEFAULT_FAMILY
+    except MSAError as exc:
+        typer.echo(f"error: --family: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         ensure_writable_dir(out_dir, "OUT_DIR")
         held = sorted(p.name for p in out_dir.iterdir())
@@ -46,8 +61,5 @@ def tiny_model(
         raise fail(exc) from None
     from msa_rl.tiny import build_tiny_omni
 
-    if hidden < 64 or hidden % 64:
-        typer.echo(f"error: --hidden must be a positive multiple of 64, got {hidden}", err=True)
-        raise typer.Exit(2)
-    path = build_tiny_omni(out_dir, seed=seed, hidden=hidden)
-    typer.echo(f"wrote tiny Qwen2.5-Omni thinker to {path}")
+    path = build_tiny_omni(out_dir, seed=seed, hidden=hidden, family=entry)
+    typer.echo(f"wrote {entry.tiny.about} to {path}")
