@@ -100,6 +100,18 @@ def test_check_fits_does_nothing_on_a_cpu(tiny_model_dir: Path, grpo_clips: Path
     assert check_fits(recipe(tiny_model_dir, grpo_clips, tmp_path), "grpo") is None
 
 
+def test_check_fits_does_not_block_a_model_it_cannot_plan(grpo_clips: Path, tmp_path: Path) -> None:
+    """A Hub checkpoint without stored shapes: the plan says why it is skipped, and the run is not refused."""
+    lines: list[str] = []
+    r = recipe(Path("someone/omni-sft"), grpo_clips, tmp_path)
+    assert check_fits(r, "grpo", echo=lines.append, gpus_and_mem=(1, 24.0)) is None
+    assert (
+        lines
+        and lines[0].startswith("memory plan skipped:")
+        and "--set model=Qwen/Qwen2.5-Omni-7B" in lines[0]
+    )
+
+
 def test_stage_detection_and_cli(tmp_path: Path) -> None:
     assert detect_stage(ROOT / "configs/sft/qwen2.5-omni-7b-sims-lora.yaml") == "sft"
     assert detect_stage(ROOT / "configs/grpo/qwen2.5-omni-7b-sims.yaml") == "grpo"

@@ -681,7 +681,13 @@ def check_fits(
     if found is None:
         return None
     gpus, mem = found
-    plan = plan_recipe(recipe, stage, gpus=gpus, gpu_mem_gib=mem)
+    try:
+        plan = plan_recipe(recipe, stage, gpus=gpus, gpu_mem_gib=mem)
+    except ConfigError as exc:
+        # No shapes for this model (a Hub checkpoint other than the stored public ones): the run is not blocked
+        # by a plan that cannot be made; `msa-thinker plan --set model=...` plans it with its base model's shapes.
+        echo(f"memory plan skipped: {exc}")
+        return None
     echo(plan.render())
     if not plan.fits and not force:
         fixes = "; ".join(
