@@ -40,7 +40,7 @@ PROCESSOR_PATTERNS = (
 )
 # Each stage's resolved recipe, by the file it leaves next to its checkpoint.
 STAGE_RECIPES = {
-    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO when hint is on)",
+    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO with hard_group_strategy hint)",
     artifacts.SFT_CONFIG: "cold-start SFT (LLaMA-Factory)",
 }
 STAGE_KEYS = (
@@ -49,6 +49,7 @@ STAGE_KEYS = (
     "max_steps",
     "finetuning_type",
     "num_generations",
+    "hard_group_strategy",
     "hint",
     "drop_hard",
     "beta",
