@@ -40,7 +40,7 @@ PROCESSOR_PATTERNS = (
 )
 # Each stage's resolved recipe, by the file it leaves next to its checkpoint.
 STAGE_RECIPES = {
-    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO with hard_group_strategy hint)",
+    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO when hard_group_strategy is hint)",
     artifacts.SFT_CONFIG: "cold-start SFT (LLaMA-Factory)",
 }
 STAGE_KEYS = (
@@ -50,7 +50,8 @@ STAGE_KEYS = (
     "finetuning_type",
     "num_generations",
     "hard_group_strategy",
-    "hint",
+    "reward_coupling",
+    "hint",  # recipes written before hard_group_strategy
     "drop_hard",
     "beta",
     "reward_weights",
