@@ -1,7 +1,7 @@
 """GPU smoke benchmark: a random-weight Qwen2.5-Omni-7B thinker through the project's own GRPO and predict code.
 
-Nothing is downloaded. The thinker is built from a config with the real Qwen2.5-Omni-7B shapes (``QWEN25_OMNI_7B``
-below), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
+Nothing is downloaded. The thinker is built from a config with the real Qwen2.5-Omni-7B (or, ``--model 3b``, -3B)
+shapes (``msa_omni.shapes``), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
 builder (``msa_rl.tiny``): real Qwen2.5-Omni image/video/Whisper processing, a small BPE vocabulary, and media token
 ids that the config takes over. Clips are synthetic arrays (frames + 16 kHz audio) handed to the project in place
 of decoded mp4s. Then, each figure on its own line as ``name value unit``:
@@ -40,53 +40,10 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-# The real Qwen2.5-Omni-7B thinker (Qwen/Qwen2.5-Omni-7B config.json, "thinker_config"); token ids are not here:
-# they come from the tokenizer in use. 8.93e9 parameters: text 7.62e9, vision 0.68e9, audio 0.64e9.
-QWEN25_OMNI_7B = {
-    "text_config": dict(
-        vocab_size=152064,
-        hidden_size=3584,
-        intermediate_size=18944,
-        num_hidden_layers=28,
-        num_attention_heads=28,
-        num_key_value_heads=4,  # head_dim 3584 / 28 = 128
-        hidden_act="silu",
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-        use_sliding_window=False,
-        sliding_window=32768,
-        max_window_layers=28,
-        tie_word_embeddings=False,
-        attention_dropout=0.0,
-    ),
-    "vision_config": dict(
-        depth=32,
-        hidden_size=1280,
-        intermediate_size=3420,
-        num_heads=16,
-        in_channels=3,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=112,
-        out_hidden_size=3584,
-        fullatt_block_indexes=[7, 15, 23, 31],
-        hidden_act="silu",
-    ),
-    "audio_config": dict(
-        num_mel_bins=128,
-        encoder_layers=32,
-        encoder_attention_heads=20,
-        encoder_ffn_dim=5120,
-        d_model=1280,
-        max_source_positions=1500,
-        n_window=100,
-        output_dim=3584,
-        activation_function="gelu",
-    ),
-    "thinker": dict(position_id_per_seconds=25, seconds_per_chunk=2, tie_word_embeddings=False),
-}
+# The real thinker shapes (the public config.json's "thinker_config"), stored as data in msa_omni/public_configs/ and
+# read by msa_omni.shapes.public_shapes: 7b (8.93e9 parameters: text 7.62e9, vision 0.68e9, audio 0.64e9) or 3b
+# (4.70e9: text 3.40e9, vision 0.67e9, audio 0.64e9). Token ids are not there: they come from the tokenizer in use.
+MODELS = ("7b", "3b")
 # Fields of the thinker config that name tokens: copied from the tiny builder's config for the same tokenizer.
 TOKEN_ID_FIELDS = (
     "audio_token_index",
@@ -145,7 +102,13 @@ def vllm_available() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ model + clips
-def build_processor_and_config(tiny: bool, layers: int | None = None):
+def real_shapes(model: str = "7b") -> dict:
+    from msa_omni.shapes import public_shapes
+
+    return public_shapes(model)
+
+
+def build_processor_and_config(tiny: bool, layers: int | None = None, model: str = "7b"):
     """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids
     (``layers``: the real widths with that many text, vision and audio layers, for a quick check)."""
     from msa_omni.families import DEFAULT_FAMILY
@@ -157,7 +120,7 @@ def build_processor_and_config(tiny: bool, layers: int | None = None):
     if tiny:
         return processor, tiny_config
     ids = {k: getattr(tiny_config, k) for k in TOKEN_ID_FIELDS}
-    real = copy.deepcopy(QWEN25_OMNI_7B)
+    real = copy.deepcopy(real_shapes(model))
     if layers is not None:
         real["text_config"].update(num_hidden_layers=layers, max_window_layers=layers)
         real["audio_config"]["encoder_layers"] = layers
@@ -403,18 +366,11 @@ def measure_predict(backend: str, model_arg: str, data: Path, work: Path, args, 
     dev.peak(f"predict_{backend}_peak_gib")
 
 
-def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Device, calls: Counter):
-    """Median wall time of full Hint-GRPO optimiser steps (generation, rewards, hint re-sampling, reference and
-    policy log-probs, backward, AdamW) after one warm-up step, and the peak memory of the whole run."""
-    from msa_rl.grpo import build_trainer, read_training_rows
+def grpo_recipe(args, data: Path, out: Path, *, use_vllm: bool, lora: bool):
+    """The GRPO recipe every GRPO section runs (and --dry-run plans)."""
     from msa_rl.grpo_config import GRPORecipe
-    from msa_rl.grpo_trainer import read_metrics
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
 
-    name = "grpo_vllm" if use_vllm else "grpo_hf"
-    out = work / name
-    recipe = GRPORecipe(
+    return GRPORecipe(
         model=MODEL_ID,
         data=str(data),
         dataset=DATASET,
@@ -431,7 +387,25 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
         vllm_gpu_memory_utilization=args.vllm_memory,
         report_to=["none"],
         resume="never",
+        finetuning_type="lora" if lora else "full",
     )
+
+
+def measure_grpo(
+    use_vllm: bool, model, data: Path, work: Path, args, dev: Device, calls: Counter, lora: bool = False
+):
+    """Median wall time of full Hint-GRPO optimiser steps (generation, rewards, hint re-sampling, reference and
+    policy log-probs, backward, AdamW) after one warm-up step, and the peak memory of the whole run, with the memory
+    planner's estimate for the same recipe beside it. ``lora``: LoRA adapters (the GRPO recipe's defaults; the
+    reference is the policy with its adapters disabled), removed from the in-memory model afterwards."""
+    from msa_rl.grpo import build_trainer, read_training_rows
+    from msa_rl.grpo_trainer import read_metrics
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    name = ("grpo_vllm" if use_vllm else "grpo_hf") + ("_lora" if lora else "")
+    out = work / name
+    recipe = grpo_recipe(args, data, out, use_vllm=use_vllm, lora=lora)
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -450,7 +424,8 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
                 control.should_training_stop = True
             return control
 
-    install_reference_stand_in(model, calls)
+    if not lora:
+        install_reference_stand_in(model, calls)
     before = Counter(calls)
     timer = StepTimer()
     dev.reset_peak()
@@ -462,21 +437,57 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
     if steps < 2:
         raise RuntimeError(f"{steps} steps ran: no timed step after the warm-up")
     require_calls(calls, before, "load_thinker", "clip_media")
-    if args.beta > 0:
+    if args.beta > 0 and not lora:
         require_calls(calls, before, "reference_model")
+    if lora and getattr(trainer, "ref_model", None) is not None:
+        raise RuntimeError("LoRA run built a reference copy: expected the adapter-disabled policy")
     metrics = read_metrics(out)
     say(f"{name}_step_s", f"{statistics.median(timer.times[1:]):.3f}", "s/step")
     say(f"{name}_warmup_step_s", f"{timer.times[0]:.3f}", "s")
     say(f"{name}_timed_steps", steps - 1, "steps")
     dev.peak(f"{name}_peak_gib")
+    say_plan(name, recipe, args, dev)
     hard = [m["hard_fraction"] for m in metrics if m.get("hard_fraction") is not None]
     if hard:
         say(f"{name}_hard_fraction", f"{statistics.mean(hard):.2f}", "(hard groups are sampled twice)")
     length = [m["completion_length"] for m in metrics if m.get("completion_length") is not None]
     if length:
         say(f"{name}_completion_length", f"{statistics.mean(length):.1f}", "tokens")
+    if lora:  # give the later sections the plain model back (get_peft_model injected the adapters in place)
+        trainer.accelerator.unwrap_model(trainer.model).unload()
     del trainer
     dev.free()
+
+
+def say_plan(name: str, recipe, args, dev: Device) -> None:
+    """The memory planner's (msa_rl.plan) estimate of this GRPO recipe, beside the measured peak: its total, and
+    its static part (weights, gradients, optimizer, reference). On a CPU its float32 analogue."""
+    import torch
+    from msa_rl.plan import GIB, Setup, estimate
+
+    kind = "gpu" if dev.kind in ("cuda", "plan-only") else "cpu"
+    if dev.kind == "cuda":
+        mem = torch.cuda.get_device_properties(0).total_memory / GIB
+    else:
+        mem = getattr(dev, "assumed_gib", 1024.0)
+    plan = estimate(
+        Setup.of(recipe, "grpo"),
+        gpus=1,
+        gpu_mem_gib=mem,
+        prompt=getattr(args, "clip_tokens", None),
+        prompt_source="the synthetic clip",
+        device=kind,
+        config=args.config,
+    )
+    static = sum(
+        x.bytes
+        for x in plan.lines
+        if x.name
+        in ("frozen weights", "trainable weights", "gradients", "optimizer states", "reference model")
+    )
+    where = "assumed 80 GiB GPU" if dev.kind == "plan-only" else f"{kind}; measured peak above"
+    say(f"{name}_plan_gib", f"{plan.total / GIB:.2f}", f"GiB (planner, {where})")
+    say(f"{name}_plan_static_gib", f"{static / GIB:.2f}", "GiB (weights, gradients, optimizer, reference)")
 
 
 def media_settings(args):
@@ -499,6 +510,12 @@ def clip_token_counts(processor, media, args) -> None:
     say("clip_prompt_tokens", batch["input_ids"].shape[1], "tokens")
     say("clip_video_tokens", omni.count_tokens(processor, batch, "video"), "tokens")
     say("clip_audio_tokens", omni.count_tokens(processor, batch, "audio"), "tokens")
+    from msa_core.prompt_length import ClipTokens
+
+    video = omni.count_tokens(processor, batch, "video")
+    audio = omni.count_tokens(processor, batch, "audio")
+    text = batch["input_ids"].shape[1] - video - audio
+    args.clip_tokens = ClipTokens("clip", video=video, audio=audio, text=text)  # what the planner is given
 
 
 # ------------------------------------------------------------------------------------------------------- main
@@ -529,6 +546,7 @@ def parse_args(argv=None):
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="Configs, shapes, params, imports; no weights.")
     mode.add_argument("--tiny", action="store_true", help="The tiny thinker and small clips (CPU, < 60 s).")
+    ap.add_argument("--model", choices=["7b", "3b"], default="7b", help="Which public thinker's shapes.")
     ap.add_argument(
         "--layers",
         type=int,
@@ -562,7 +580,11 @@ def parse_args(argv=None):
     )
     ap.add_argument("--no-vllm", action="store_true", help="Leave vLLM out even where it imports.")
     ap.add_argument(
-        "--skip", nargs="*", default=[], choices=["predict", "grpo"], help="Sections to leave out."
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["predict", "grpo", "grpo-lora"],
+        help="Sections to leave out.",
     )
     ap.add_argument("--work", type=Path, help="Scratch directory (default: a new temporary one).")
     args = ap.parse_args(argv)
@@ -622,12 +644,13 @@ def dry_run(args) -> int:
     import torch
 
     print_environment("meta")
-    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers)
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, model=args.model)
     check_token_ids(processor, config)
+    say("model", "tiny" if args.tiny else f"qwen2.5-omni-{args.model}")
     say("media_token_ids_match_tokenizer", "yes")
     for part in ("text_config", "vision_config", "audio_config"):
         cfg = getattr(config, part)
-        for key in QWEN25_OMNI_7B[part]:
+        for key in real_shapes(args.model)[part]:
             if key != "rope_parameters":
                 say(f"{part.split('_')[0]}.{key}", str(getattr(cfg, key)).replace(" ", ""))
     say("text.head_dim", config.text_config.hidden_size // config.text_config.num_attention_heads)
@@ -638,6 +661,7 @@ def dry_run(args) -> int:
     say("weights_bf16_gib", f"{weights:.2f}", "GiB")
     # Full fine-tuning in bf16: policy + gradients + AdamW's two moments + TRL's reference copy (beta > 0).
     say("grpo_static_memory_estimate_gib", f"{weights * (5 if args.beta > 0 else 4):.1f}", "GiB")
+    args.config = config
     media = synthetic_media(
         Path("v000/0000.mp4"),
         seconds=args.seconds,
@@ -646,6 +670,13 @@ def dry_run(args) -> int:
         size=(args.video_size, args.video_size),
     )
     clip_token_counts(processor, media, args)
+    # The planner's estimate of the GRPO sections' recipes on an 80 GiB GPU (what the GPU run prints beside its
+    # measured peaks).
+    dev = Device("cuda")
+    dev.kind, dev.assumed_gib = "plan-only", 80.0
+    for lora in (False, True):
+        recipe = grpo_recipe(args, Path("clips"), Path("out"), use_vllm=False, lora=lora)
+        say_plan("grpo_hf" + ("_lora" if lora else ""), recipe, args, dev)
     broken = 0
     for mod in CODE_PATHS:
         try:
@@ -696,8 +727,9 @@ def main(argv=None) -> int:
     )
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
-    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers)
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, model=args.model)
     check_token_ids(processor, config)
+    args.config = config
     say("setup_s", f"{time.perf_counter() - t_start:.1f}", "s")
     start = time.perf_counter()
     model = build_model(config, kind, dtype)
@@ -722,6 +754,8 @@ def main(argv=None) -> int:
         section("predict_hf_clips_per_s", measure_predict, "hf", MODEL_ID, data, work, args, dev, calls)
     if "grpo" not in args.skip:
         section("grpo_hf_step_s", measure_grpo, False, model, data, work, args, dev, calls)
+    if "grpo-lora" not in args.skip:
+        section("grpo_hf_lora_step_s", measure_grpo, False, model, data, work, args, dev, calls, lora=True)
     # vLLM last: an in-process engine does not hand all of its memory back.
     if "grpo" not in args.skip:
         if has_vllm:

@@ -949,6 +949,12 @@ def _(e):
     return ["make-data", str(d), "--n", "3"], [str(d), "already holds a dataset (Raw)"]
 
 
+@case("tiny-model: OUT_DIR holds a model", "rl", code=2)
+def _(e):
+    m = e.fake_model()
+    return ["tiny-model", str(m)], [str(m), "OUT_DIR already holds files (e.g. config.json)", "--force"]
+
+
 @case("demo: --fresh on a folder the demo did not make", "thinker", code=2)
 def _(e):
     d = e.tmp / "mine"

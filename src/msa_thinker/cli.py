@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from cot_distill.cli import app as distill_app
 from msa_eval.cli import app as eval_app
+from msa_rl import plan_cli
 from msa_rl.cli import app as rl_app
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app.add_typer(
 )
 app.add_typer(rl_app, name="rl", help="msa-rl: SFT and Hint-GRPO training (same as `msa-rl`).")
 app.add_typer(eval_app, name="eval", help="msa-eval: predict, score, report (same as `msa-eval`).")
+# The memory planner at the top level too (`msa-thinker plan` = `msa-rl plan`): it is asked before any stage runs.
+app.command("plan")(plan_cli.plan)
 
 
 @app.command("make-data")

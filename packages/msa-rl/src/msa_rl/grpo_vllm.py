@@ -110,15 +110,28 @@ class OmniVLLMRollout:
         gather = self.trainer._dist.gather_params
         # vLLM may hold a layer's tensors until the layer is complete: copy what ZeRO-3 frees after the gather.
         copy = bool(getattr(self.trainer, "is_deepspeed_enabled", False))
+        lora = hasattr(model, "merge_adapter") and hasattr(model, "peft_config")
 
         def weights():
             for name, param in model.named_parameters():
+                if lora:
+                    # Adapters merged into their base layers (below): push the base weights under the thinker's
+                    # own names, not the adapters.
+                    if "lora_" in name or "modules_to_save" in name:
+                        continue
+                    name = name.removeprefix("base_model.model.").replace(".base_layer", "")
                 with gather([param]):
-                    yield THINKER_PREFIX + name, param.data.clone() if copy else param.data
+                    yield THINKER_PREFIX + name, param.data.clone() if copy or lora else param.data
 
-        self.llm.collective_rpc(
-            "reload_weights", kwargs={"weights_iterator": weights(), "is_checkpoint_format": True}
-        )
+        if lora:
+            model.merge_adapter()  # W + B A s in place, undone after the push
+        try:
+            self.llm.collective_rpc(
+                "reload_weights", kwargs={"weights_iterator": weights(), "is_checkpoint_format": True}
+            )
+        finally:
+            if lora:
+                model.unmerge_adapter()
         # The runner dropped its encoder outputs in reload_weights; the scheduler must forget them too, or the next
         # request for a clip seen before fails ("Encoder cache miss"). Cached prefixes hold old activations.
         self.llm.llm_engine.reset_encoder_cache()
