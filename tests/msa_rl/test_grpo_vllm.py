@@ -28,9 +28,9 @@ TEXT_TOL = 1e-4
 # general plugin, gives it transformers' positions (docs/vllm-mrope.md).
 MEDIA_TOL = TEXT_TOL
 # The rollouts' own sampled tokens (all with the clip): engine vs trainer log-probs, as the trainer logs them every
-# step. With vLLM's audio-in-video positions off by one (issue 16 item 1) measured up to 1.08 nats (mean 0.04-0.06,
-# KL 0.008); a misaligned or unprocessed log-prob would be off by whole nats on most tokens.
-ROLLOUT_TOL = 2.0
+# step (issue 16: <= 1e-3 in float32). Before the M-RoPE correction (msa_omni.vllm_plugin) measured up to 1.08 nats
+# (mean 0.04-0.06, KL 0.008); a misaligned or unprocessed log-prob would be off by whole nats on most tokens.
+ROLLOUT_TOL = 1e-3
 
 grpo_clips = grpo_helpers.grpo_clips
 format_model_vllm = grpo_helpers.format_model_vllm
