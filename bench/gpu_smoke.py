@@ -1,8 +1,8 @@
-"""GPU smoke benchmark: a random-weight Qwen2.5-Omni-7B thinker through the project's own GRPO and predict code.
+"""GPU smoke benchmark: a random-weight Omni thinker at real scale through the project's own GRPO and predict code.
 
-Nothing is downloaded. The thinker is built from a config with the real Qwen2.5-Omni-7B shapes (``QWEN25_OMNI_7B``
-below), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
-builder (``msa_rl.tiny``): real Qwen2.5-Omni image/video/Whisper processing, a small BPE vocabulary, and media token
+Nothing is downloaded. The thinker is built from a config with the real shapes of the student family's reference
+model (``--model``: Qwen2.5-Omni-7B by default, or the Qwen3-Omni-30B-A3B thinker; ``ModelFamily.reference_shapes``), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
+builder (``msa_rl.tiny``): the family's real image/video/Whisper processing, a small BPE vocabulary, and media token
 ids that the config takes over. Clips are synthetic arrays (frames + 16 kHz audio) handed to the project in place
 of decoded mp4s. Then, each figure on its own line as ``name value unit``:
 
@@ -19,6 +19,7 @@ the GPU node), and TRL's reference model is a copy of the in-memory policy (TRL 
 
     python bench/gpu_smoke.py              # GPU: real 7B shapes, bf16 (about 3 minutes on one H200)
     python bench/gpu_smoke.py --dry-run    # any machine: configs, shapes and parameter counts (meta device)
+    python bench/gpu_smoke.py --model qwen3-omni --dry-run   # the same for the Qwen3-Omni-30B-A3B thinker (MoE)
     python bench/gpu_smoke.py --tiny       # CPU: the whole measurement path on the tiny thinker
 """
 
@@ -40,68 +41,8 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-# The real Qwen2.5-Omni-7B thinker (Qwen/Qwen2.5-Omni-7B config.json, "thinker_config"); token ids are not here:
-# they come from the tokenizer in use. 8.93e9 parameters: text 7.62e9, vision 0.68e9, audio 0.64e9.
-QWEN25_OMNI_7B = {
-    "text_config": dict(
-        vocab_size=152064,
-        hidden_size=3584,
-        intermediate_size=18944,
-        num_hidden_layers=28,
-        num_attention_heads=28,
-        num_key_value_heads=4,  # head_dim 3584 / 28 = 128
-        hidden_act="silu",
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-        use_sliding_window=False,
-        sliding_window=32768,
-        max_window_layers=28,
-        tie_word_embeddings=False,
-        attention_dropout=0.0,
-    ),
-    "vision_config": dict(
-        depth=32,
-        hidden_size=1280,
-        intermediate_size=3420,
-        num_heads=16,
-        in_channels=3,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=112,
-        out_hidden_size=3584,
-        fullatt_block_indexes=[7, 15, 23, 31],
-        hidden_act="silu",
-    ),
-    "audio_config": dict(
-        num_mel_bins=128,
-        encoder_layers=32,
-        encoder_attention_heads=20,
-        encoder_ffn_dim=5120,
-        d_model=1280,
-        max_source_positions=1500,
-        n_window=100,
-        output_dim=3584,
-        activation_function="gelu",
-    ),
-    "thinker": dict(position_id_per_seconds=25, seconds_per_chunk=2, tie_word_embeddings=False),
-}
-# Fields of the thinker config that name tokens: copied from the tiny builder's config for the same tokenizer.
-TOKEN_ID_FIELDS = (
-    "audio_token_index",
-    "image_token_index",
-    "video_token_index",
-    "audio_start_token_id",
-    "audio_end_token_id",
-    "vision_start_token_id",
-    "vision_end_token_id",
-    "user_token_id",
-    "pad_token_id",
-    "eos_token_id",
-)
 OMNI_MODULES = ("msa_omni.io",)
-MODEL_ID = "bench/random-qwen2.5-omni-thinker"  # not a path: load_thinker hands back the in-memory model
+MODEL_ID = "bench/random-omni-thinker"  # not a path: load_thinker hands back the in-memory model
 DATASET = "sims"
 VLLM_MISSING = "unavailable (vllm not installed)"
 # The modules whose code paths the measurements run (checked by --dry-run).
@@ -145,26 +86,40 @@ def vllm_available() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ model + clips
-def build_processor_and_config(tiny: bool, layers: int | None = None):
-    """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids
-    (``layers``: the real widths with that many text, vision and audio layers, for a quick check)."""
+def get_family(name: str):
+    """The student family (msa_omni.families) named by --model."""
+    from msa_omni.families import get_family as lookup
+
+    return lookup(name)
+
+
+def build_processor_and_config(tiny: bool, layers: int | None = None, family=None):
+    """The tiny builder's processor, and a thinker config: the tiny one, or the family's real shapes
+    (``ModelFamily.reference_shapes``) with its token ids (``layers``: the real widths with that many text, vision
+    and audio layers, for a quick check)."""
     from msa_omni.families import DEFAULT_FAMILY
     from msa_rl.tiny import build_config, build_processor, build_tokenizer
 
-    tokenizer = build_tokenizer()
-    processor = build_processor(tokenizer)
-    tiny_config = build_config(tokenizer)
+    family = family or DEFAULT_FAMILY
+    tokenizer = build_tokenizer(family=family)
+    processor = build_processor(tokenizer, family)
+    tiny_config = build_config(tokenizer, family=family)
     if tiny:
         return processor, tiny_config
-    ids = {k: getattr(tiny_config, k) for k in TOKEN_ID_FIELDS}
-    real = copy.deepcopy(QWEN25_OMNI_7B)
+    ids = {k: getattr(tiny_config, k) for k in family.reference_token_id_fields}
+    real = copy.deepcopy(family.reference_shapes)
     if layers is not None:
-        real["text_config"].update(num_hidden_layers=layers, max_window_layers=layers)
+        text_cfg, vision_cfg = real["text_config"], real["vision_config"]
+        text_cfg["num_hidden_layers"] = layers
+        if "max_window_layers" in text_cfg:
+            text_cfg["max_window_layers"] = layers
         real["audio_config"]["encoder_layers"] = layers
-        full = [i for i in real["vision_config"]["fullatt_block_indexes"] if i < layers] or [layers - 1]
-        real["vision_config"].update(depth=layers, fullatt_block_indexes=full)
+        vision_cfg["depth"] = layers
+        for key in ("fullatt_block_indexes", "deepstack_visual_indexes"):  # layer indexes inside the tower
+            if key in vision_cfg:
+                vision_cfg[key] = [i for i in vision_cfg[key] if i < layers] or [layers - 1]
     text = {**real["text_config"], "pad_token_id": ids["pad_token_id"], "eos_token_id": ids["eos_token_id"]}
-    config = DEFAULT_FAMILY.transformers_class("thinker_config_class")(
+    config = family.transformers_class("thinker_config_class")(
         text_config=text,
         vision_config=real["vision_config"],
         audio_config=real["audio_config"],
@@ -181,10 +136,10 @@ def check_token_ids(processor, config) -> None:
         "video_token_id": processor.video_token,
         "audio_token_id": processor.audio_token,
         "image_token_id": processor.image_token,
-        "audio_start_token_id": "<|audio_bos|>",
-        "audio_end_token_id": "<|audio_eos|>",
-        "vision_start_token_id": "<|vision_bos|>",
-        "vision_end_token_id": "<|vision_eos|>",
+        "audio_start_token_id": processor.audio_bos_token,
+        "audio_end_token_id": processor.audio_eos_token,
+        "vision_start_token_id": processor.vision_bos_token,
+        "vision_end_token_id": processor.vision_eos_token,
         "eos_token_id": "<|im_end|>",
         "pad_token_id": "<|endoftext|>",
     }
@@ -530,6 +485,11 @@ def parse_args(argv=None):
     mode.add_argument("--dry-run", action="store_true", help="Configs, shapes, params, imports; no weights.")
     mode.add_argument("--tiny", action="store_true", help="The tiny thinker and small clips (CPU, < 60 s).")
     ap.add_argument(
+        "--model",
+        default="qwen2.5-omni",
+        help="Student family whose reference shapes are built: qwen2.5-omni (7B) or qwen3-omni (30B-A3B thinker).",
+    )
+    ap.add_argument(
         "--layers",
         type=int,
         help="Real widths with this many text/vision/audio layers (quick check; CPU ok).",
@@ -566,6 +526,10 @@ def parse_args(argv=None):
     )
     ap.add_argument("--work", type=Path, help="Scratch directory (default: a new temporary one).")
     args = ap.parse_args(argv)
+    try:
+        get_family(args.model)
+    except Exception as exc:  # an unknown family: a usage error naming the option
+        ap.error(f"--model: {exc}")
     for key, value in (TINY_DEFAULTS if args.tiny else REAL_DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -622,18 +586,29 @@ def dry_run(args) -> int:
     import torch
 
     print_environment("meta")
-    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers)
+    family = get_family(args.model)
+    say("model_family", family.name)
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, family=family)
     check_token_ids(processor, config)
     say("media_token_ids_match_tokenizer", "yes")
     for part in ("text_config", "vision_config", "audio_config"):
         cfg = getattr(config, part)
-        for key in QWEN25_OMNI_7B[part]:
+        for key in family.reference_shapes[part]:
             if key != "rope_parameters":
                 say(f"{part.split('_')[0]}.{key}", str(getattr(cfg, key)).replace(" ", ""))
-    say("text.head_dim", config.text_config.hidden_size // config.text_config.num_attention_heads)
+    text_cfg = config.text_config
+    say(
+        "text.head_dim",
+        getattr(text_cfg, "head_dim", None) or text_cfg.hidden_size // text_cfg.num_attention_heads,
+    )
     model = build_model(config, "meta", torch.bfloat16)
-    for part, n in param_counts(model).items():
+    counts = param_counts(model)
+    for part, n in counts.items():
         say(f"params_{part}", n, "params")
+    if family.moe:  # per token only num_experts_per_tok of num_experts expert MLPs run
+        idle = text_cfg.num_experts - text_cfg.num_experts_per_tok
+        expert = 3 * text_cfg.hidden_size * text_cfg.moe_intermediate_size
+        say("params_text_active", counts["text"] - text_cfg.num_hidden_layers * idle * expert, "params")
     weights = param_counts(model)["total"] * 2 / 2**30
     say("weights_bf16_gib", f"{weights:.2f}", "GiB")
     # Full fine-tuning in bf16: policy + gradients + AdamW's two moments + TRL's reference copy (beta > 0).
@@ -696,7 +671,9 @@ def main(argv=None) -> int:
     )
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
-    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers)
+    processor, config = build_processor_and_config(
+        tiny=args.tiny, layers=args.layers, family=get_family(args.model)
+    )
     check_token_ids(processor, config)
     say("setup_s", f"{time.perf_counter() - t_start:.1f}", "s")
     start = time.perf_counter()
