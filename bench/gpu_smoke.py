@@ -1,8 +1,8 @@
-"""GPU smoke benchmark: a random-weight Omni thinker at real scale through the project's own GRPO and predict code.
+"""GPU smoke benchmark: a random-weight Qwen2.5-Omni-7B thinker through the project's own GRPO and predict code.
 
-Nothing is downloaded. The thinker is built from a config with the real shapes of the student family's reference
-model (``--model``: Qwen2.5-Omni-7B by default, or the Qwen3-Omni-30B-A3B thinker; ``ModelFamily.reference_shapes``), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
-builder (``msa_rl.tiny``): the family's real image/video/Whisper processing, a small BPE vocabulary, and media token
+Nothing is downloaded. The thinker is built from a config with the real Qwen2.5-Omni-7B (or, ``--model 3b``, -3B;
+``--model qwen3-omni``, the Qwen3-Omni-30B-A3B thinker from its registry entry) shapes (``msa_omni.shapes``), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
+builder (``msa_rl.tiny``): real Qwen2.5-Omni image/video/Whisper processing, a small BPE vocabulary, and media token
 ids that the config takes over. Clips are synthetic arrays (frames + 16 kHz audio) handed to the project in place
 of decoded mp4s. Then, each figure on its own line as ``name value unit``:
 
@@ -19,7 +19,6 @@ the GPU node), and TRL's reference model is a copy of the in-memory policy (TRL 
 
     python bench/gpu_smoke.py              # GPU: real 7B shapes, bf16 (about 3 minutes on one H200)
     python bench/gpu_smoke.py --dry-run    # any machine: configs, shapes and parameter counts (meta device)
-    python bench/gpu_smoke.py --model qwen3-omni --dry-run   # the same for the Qwen3-Omni-30B-A3B thinker (MoE)
     python bench/gpu_smoke.py --tiny       # CPU: the whole measurement path on the tiny thinker
 """
 
@@ -41,8 +40,25 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+# The real thinker shapes (the public config.json's "thinker_config"), stored as data in msa_omni/public_configs/ and
+# read by msa_omni.shapes.public_shapes: 7b (8.93e9 parameters: text 7.62e9, vision 0.68e9, audio 0.64e9) or 3b
+# (4.70e9: text 3.40e9, vision 0.67e9, audio 0.64e9). Token ids are not there: they come from the tokenizer in use.
+MODELS = ("7b", "3b")
+# Fields of the thinker config that name tokens: copied from the tiny builder's config for the same tokenizer.
+TOKEN_ID_FIELDS = (
+    "audio_token_index",
+    "image_token_index",
+    "video_token_index",
+    "audio_start_token_id",
+    "audio_end_token_id",
+    "vision_start_token_id",
+    "vision_end_token_id",
+    "user_token_id",
+    "pad_token_id",
+    "eos_token_id",
+)
 OMNI_MODULES = ("msa_omni.io",)
-MODEL_ID = "bench/random-omni-thinker"  # not a path: load_thinker hands back the in-memory model
+MODEL_ID = "bench/random-qwen2.5-omni-thinker"  # not a path: load_thinker hands back the in-memory model
 DATASET = "sims"
 VLLM_MISSING = "unavailable (vllm not installed)"
 # The modules whose code paths the measurements run (checked by --dry-run).
@@ -86,28 +102,35 @@ def vllm_available() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ model + clips
-def get_family(name: str):
-    """The student family (msa_omni.families) named by --model."""
-    from msa_omni.families import get_family as lookup
-
-    return lookup(name)
+QWEN3 = "qwen3-omni"  # --model: the other student family's reference thinker (ModelFamily.reference_shapes)
 
 
-def build_processor_and_config(tiny: bool, layers: int | None = None, family=None):
-    """The tiny builder's processor, and a thinker config: the tiny one, or the family's real shapes
-    (``ModelFamily.reference_shapes``) with its token ids (``layers``: the real widths with that many text, vision
-    and audio layers, for a quick check)."""
-    from msa_omni.families import DEFAULT_FAMILY
+def model_family(model: str):
+    from msa_omni.families import DEFAULT_FAMILY, get_family
+
+    return get_family(model) if model == QWEN3 else DEFAULT_FAMILY
+
+
+def real_shapes(model: str = "7b") -> dict:
+    from msa_omni.shapes import public_shapes
+
+    return model_family(model).reference_shapes if model == QWEN3 else public_shapes(model)
+
+
+def build_processor_and_config(tiny: bool, layers: int | None = None, model: str = "7b"):
+    """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids
+    (``layers``: the real widths with that many text, vision and audio layers, for a quick check)."""
     from msa_rl.tiny import build_config, build_processor, build_tokenizer
 
-    family = family or DEFAULT_FAMILY
+    family = model_family(model)
     tokenizer = build_tokenizer(family=family)
     processor = build_processor(tokenizer, family)
     tiny_config = build_config(tokenizer, family=family)
     if tiny:
         return processor, tiny_config
-    ids = {k: getattr(tiny_config, k) for k in family.reference_token_id_fields}
-    real = copy.deepcopy(family.reference_shapes)
+    fields = family.reference_token_id_fields if model == QWEN3 else TOKEN_ID_FIELDS
+    ids = {k: getattr(tiny_config, k) for k in fields}
+    real = copy.deepcopy(real_shapes(model))
     if layers is not None:
         text_cfg, vision_cfg = real["text_config"], real["vision_config"]
         text_cfg["num_hidden_layers"] = layers
@@ -358,18 +381,11 @@ def measure_predict(backend: str, model_arg: str, data: Path, work: Path, args, 
     dev.peak(f"predict_{backend}_peak_gib")
 
 
-def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Device, calls: Counter):
-    """Median wall time of full Hint-GRPO optimiser steps (generation, rewards, hint re-sampling, reference and
-    policy log-probs, backward, AdamW) after one warm-up step, and the peak memory of the whole run."""
-    from msa_rl.grpo import build_trainer, read_training_rows
+def grpo_recipe(args, data: Path, out: Path, *, use_vllm: bool, lora: bool):
+    """The GRPO recipe every GRPO section runs (and --dry-run plans)."""
     from msa_rl.grpo_config import GRPORecipe
-    from msa_rl.grpo_trainer import read_metrics
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
 
-    name = "grpo_vllm" if use_vllm else "grpo_hf"
-    out = work / name
-    recipe = GRPORecipe(
+    return GRPORecipe(
         model=MODEL_ID,
         data=str(data),
         dataset=DATASET,
@@ -386,7 +402,25 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
         vllm_gpu_memory_utilization=args.vllm_memory,
         report_to=["none"],
         resume="never",
+        finetuning_type="lora" if lora else "full",
     )
+
+
+def measure_grpo(
+    use_vllm: bool, model, data: Path, work: Path, args, dev: Device, calls: Counter, lora: bool = False
+):
+    """Median wall time of full Hint-GRPO optimiser steps (generation, rewards, hint re-sampling, reference and
+    policy log-probs, backward, AdamW) after one warm-up step, and the peak memory of the whole run, with the memory
+    planner's estimate for the same recipe beside it. ``lora``: LoRA adapters (the GRPO recipe's defaults; the
+    reference is the policy with its adapters disabled), removed from the in-memory model afterwards."""
+    from msa_rl.grpo import build_trainer, read_training_rows
+    from msa_rl.grpo_trainer import read_metrics
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    name = ("grpo_vllm" if use_vllm else "grpo_hf") + ("_lora" if lora else "")
+    out = work / name
+    recipe = grpo_recipe(args, data, out, use_vllm=use_vllm, lora=lora)
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -405,7 +439,8 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
                 control.should_training_stop = True
             return control
 
-    install_reference_stand_in(model, calls)
+    if not lora:
+        install_reference_stand_in(model, calls)
     before = Counter(calls)
     timer = StepTimer()
     dev.reset_peak()
@@ -417,21 +452,57 @@ def measure_grpo(use_vllm: bool, model, data: Path, work: Path, args, dev: Devic
     if steps < 2:
         raise RuntimeError(f"{steps} steps ran: no timed step after the warm-up")
     require_calls(calls, before, "load_thinker", "clip_media")
-    if args.beta > 0:
+    if args.beta > 0 and not lora:
         require_calls(calls, before, "reference_model")
+    if lora and getattr(trainer, "ref_model", None) is not None:
+        raise RuntimeError("LoRA run built a reference copy: expected the adapter-disabled policy")
     metrics = read_metrics(out)
     say(f"{name}_step_s", f"{statistics.median(timer.times[1:]):.3f}", "s/step")
     say(f"{name}_warmup_step_s", f"{timer.times[0]:.3f}", "s")
     say(f"{name}_timed_steps", steps - 1, "steps")
     dev.peak(f"{name}_peak_gib")
+    say_plan(name, recipe, args, dev)
     hard = [m["hard_fraction"] for m in metrics if m.get("hard_fraction") is not None]
     if hard:
         say(f"{name}_hard_fraction", f"{statistics.mean(hard):.2f}", "(hard groups are sampled twice)")
     length = [m["completion_length"] for m in metrics if m.get("completion_length") is not None]
     if length:
         say(f"{name}_completion_length", f"{statistics.mean(length):.1f}", "tokens")
+    if lora:  # give the later sections the plain model back (get_peft_model injected the adapters in place)
+        trainer.accelerator.unwrap_model(trainer.model).unload()
     del trainer
     dev.free()
+
+
+def say_plan(name: str, recipe, args, dev: Device) -> None:
+    """The memory planner's (msa_rl.plan) estimate of this GRPO recipe, beside the measured peak: its total, and
+    its static part (weights, gradients, optimizer, reference). On a CPU its float32 analogue."""
+    import torch
+    from msa_rl.plan import GIB, Setup, estimate
+
+    kind = "gpu" if dev.kind in ("cuda", "plan-only") else "cpu"
+    if dev.kind == "cuda":
+        mem = torch.cuda.get_device_properties(0).total_memory / GIB
+    else:
+        mem = getattr(dev, "assumed_gib", 1024.0)
+    plan = estimate(
+        Setup.of(recipe, "grpo"),
+        gpus=1,
+        gpu_mem_gib=mem,
+        prompt=getattr(args, "clip_tokens", None),
+        prompt_source="the synthetic clip",
+        device=kind,
+        config=args.config,
+    )
+    static = sum(
+        x.bytes
+        for x in plan.lines
+        if x.name
+        in ("frozen weights", "trainable weights", "gradients", "optimizer states", "reference model")
+    )
+    where = "assumed 80 GiB GPU" if dev.kind == "plan-only" else f"{kind}; measured peak above"
+    say(f"{name}_plan_gib", f"{plan.total / GIB:.2f}", f"GiB (planner, {where})")
+    say(f"{name}_plan_static_gib", f"{static / GIB:.2f}", "GiB (weights, gradients, optimizer, reference)")
 
 
 def media_settings(args):
@@ -454,6 +525,12 @@ def clip_token_counts(processor, media, args) -> None:
     say("clip_prompt_tokens", batch["input_ids"].shape[1], "tokens")
     say("clip_video_tokens", omni.count_tokens(processor, batch, "video"), "tokens")
     say("clip_audio_tokens", omni.count_tokens(processor, batch, "audio"), "tokens")
+    from msa_core.prompt_length import ClipTokens
+
+    video = omni.count_tokens(processor, batch, "video")
+    audio = omni.count_tokens(processor, batch, "audio")
+    text = batch["input_ids"].shape[1] - video - audio
+    args.clip_tokens = ClipTokens("clip", video=video, audio=audio, text=text)  # what the planner is given
 
 
 # ------------------------------------------------------------------------------------------------------- main
@@ -486,8 +563,9 @@ def parse_args(argv=None):
     mode.add_argument("--tiny", action="store_true", help="The tiny thinker and small clips (CPU, < 60 s).")
     ap.add_argument(
         "--model",
-        default="qwen2.5-omni",
-        help="Student family whose reference shapes are built: qwen2.5-omni (7B) or qwen3-omni (30B-A3B thinker).",
+        choices=["7b", "3b", "qwen3-omni"],
+        default="7b",
+        help="Which public thinker's shapes: Qwen2.5-Omni 7b or 3b, or qwen3-omni (the 30B-A3B MoE thinker).",
     )
     ap.add_argument(
         "--layers",
@@ -522,14 +600,14 @@ def parse_args(argv=None):
     )
     ap.add_argument("--no-vllm", action="store_true", help="Leave vLLM out even where it imports.")
     ap.add_argument(
-        "--skip", nargs="*", default=[], choices=["predict", "grpo"], help="Sections to leave out."
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["predict", "grpo", "grpo-lora"],
+        help="Sections to leave out.",
     )
     ap.add_argument("--work", type=Path, help="Scratch directory (default: a new temporary one).")
     args = ap.parse_args(argv)
-    try:
-        get_family(args.model)
-    except Exception as exc:  # an unknown family: a usage error naming the option
-        ap.error(f"--model: {exc}")
     for key, value in (TINY_DEFAULTS if args.tiny else REAL_DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -586,14 +664,14 @@ def dry_run(args) -> int:
     import torch
 
     print_environment("meta")
-    family = get_family(args.model)
-    say("model_family", family.name)
-    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, family=family)
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, model=args.model)
     check_token_ids(processor, config)
+    say("model", "tiny" if args.tiny else args.model if args.model == QWEN3 else f"qwen2.5-omni-{args.model}")
+    say("model_family", model_family(args.model).name)
     say("media_token_ids_match_tokenizer", "yes")
     for part in ("text_config", "vision_config", "audio_config"):
         cfg = getattr(config, part)
-        for key in family.reference_shapes[part]:
+        for key in real_shapes(args.model)[part]:
             if key != "rope_parameters":
                 say(f"{part.split('_')[0]}.{key}", str(getattr(cfg, key)).replace(" ", ""))
     text_cfg = config.text_config
@@ -605,7 +683,7 @@ def dry_run(args) -> int:
     counts = param_counts(model)
     for part, n in counts.items():
         say(f"params_{part}", n, "params")
-    if family.moe:  # per token only num_experts_per_tok of num_experts expert MLPs run
+    if model_family(args.model).moe:  # per token only num_experts_per_tok of num_experts expert MLPs run
         idle = text_cfg.num_experts - text_cfg.num_experts_per_tok
         expert = 3 * text_cfg.hidden_size * text_cfg.moe_intermediate_size
         say("params_text_active", counts["text"] - text_cfg.num_hidden_layers * idle * expert, "params")
@@ -613,6 +691,7 @@ def dry_run(args) -> int:
     say("weights_bf16_gib", f"{weights:.2f}", "GiB")
     # Full fine-tuning in bf16: policy + gradients + AdamW's two moments + TRL's reference copy (beta > 0).
     say("grpo_static_memory_estimate_gib", f"{weights * (5 if args.beta > 0 else 4):.1f}", "GiB")
+    args.config = config
     media = synthetic_media(
         Path("v000/0000.mp4"),
         seconds=args.seconds,
@@ -621,6 +700,13 @@ def dry_run(args) -> int:
         size=(args.video_size, args.video_size),
     )
     clip_token_counts(processor, media, args)
+    # The planner's estimate of the GRPO sections' recipes on an 80 GiB GPU (what the GPU run prints beside its
+    # measured peaks).
+    dev = Device("cuda")
+    dev.kind, dev.assumed_gib = "plan-only", 80.0
+    for lora in (False, True):
+        recipe = grpo_recipe(args, Path("clips"), Path("out"), use_vllm=False, lora=lora)
+        say_plan("grpo_hf" + ("_lora" if lora else ""), recipe, args, dev)
     broken = 0
     for mod in CODE_PATHS:
         try:
@@ -671,10 +757,9 @@ def main(argv=None) -> int:
     )
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
-    processor, config = build_processor_and_config(
-        tiny=args.tiny, layers=args.layers, family=get_family(args.model)
-    )
+    processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, model=args.model)
     check_token_ids(processor, config)
+    args.config = config
     say("setup_s", f"{time.perf_counter() - t_start:.1f}", "s")
     start = time.perf_counter()
     model = build_model(config, kind, dtype)
@@ -699,6 +784,8 @@ def main(argv=None) -> int:
         section("predict_hf_clips_per_s", measure_predict, "hf", MODEL_ID, data, work, args, dev, calls)
     if "grpo" not in args.skip:
         section("grpo_hf_step_s", measure_grpo, False, model, data, work, args, dev, calls)
+    if "grpo-lora" not in args.skip:
+        section("grpo_hf_lora_step_s", measure_grpo, False, model, data, work, args, dev, calls, lora=True)
     # vLLM last: an in-process engine does not hand all of its memory back.
     if "grpo" not in args.skip:
         if has_vllm:

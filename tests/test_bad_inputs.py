@@ -420,6 +420,14 @@ def _(e):
     return e.predict(d), [f"{d}/label.csv", "header but no rows"]
 
 
+@case("predict: model without media.json and no media options", "eval")
+def _(e):
+    args = e.predict(e.copy())
+    model = e.tmp / "model"
+    (model / "media.json").unlink()
+    return args, [f"{model}/media.json", "not found", "give --fps, --max-frames, --video-size"]
+
+
 @case("predict: no Raw/ folder", "eval")
 def _(e):
     d = e.copy()
@@ -947,6 +955,12 @@ def _(e):
     d = e.tmp / "half"
     (d / "Raw").mkdir(parents=True)
     return ["make-data", str(d), "--n", "3"], [str(d), "already holds a dataset (Raw)"]
+
+
+@case("tiny-model: OUT_DIR holds a model", "rl", code=2)
+def _(e):
+    m = e.fake_model()
+    return ["tiny-model", str(m)], [str(m), "OUT_DIR already holds files (e.g. config.json)", "--force"]
 
 
 @case("demo: --fresh on a folder the demo did not make", "thinker", code=2)

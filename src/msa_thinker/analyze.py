@@ -228,9 +228,8 @@ def resolve_model(model: str | Path | None) -> Path:
     path = Path(model).expanduser()
     if path.exists():
         return path
-    from msa_omni.io import _looks_like_hub_id
-
-    if not _looks_like_hub_id(str(model)):
+    parts = str(model).split("/")
+    if not (len(parts) == 2 and all(parts) and not str(model).startswith((".", "~"))):
         raise ConfigError(f"--model {model}: no such folder (and not a hub id like ORG/NAME)")
     return download_model(str(model))
 

@@ -1,11 +1,13 @@
 """The umbrella CLI: `msa-thinker demo`, `msa-thinker make-data`, and the stage CLIs as sub-commands."""
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from cot_distill.cli import app as distill_app
 from msa_eval.cli import app as eval_app
+from msa_rl import plan_cli
 from msa_rl.cli import app as rl_app
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app.add_typer(
 )
 app.add_typer(rl_app, name="rl", help="msa-rl: SFT and Hint-GRPO training (same as `msa-rl`).")
 app.add_typer(eval_app, name="eval", help="msa-eval: predict, score, report (same as `msa-eval`).")
+# The memory planner at the top level too (`msa-thinker plan` = `msa-rl plan`): it is asked before any stage runs.
+app.command("plan")(plan_cli.plan)
 
 
 @app.command("make-data")
@@ -124,7 +128,8 @@ def demo(
     from msa_omni.families import get_family
     from rich.console import Console
 
-    from msa_thinker.demo import DemoSize, StageFailed, run_demo, tail
+    from msa_thinker.demo import DemoSize, run_demo
+    from msa_thinker.stage_driver import StageFailed, tail
 
     size = DemoSize()
     if student:
@@ -151,26 +156,54 @@ def demo(
     console.print(f"reward plots: {result.report.parent / 'training'}", highlight=False, soft_wrap=True)
 
 
+class Protocol(StrEnum):
+    v1 = "v1"
+    v2 = "v2"
+
+
 @app.command("mini-repro")
 def mini_repro(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Folder for every stage's output and the report [runs/mini-repro(-quick)]."
+            "--out",
+            help="Folder for every stage's output and the report "
+            "(default: runs/mini-repro, -v2 and -quick appended; runs/mini-repro-v2-calibration with --calibrate).",
         ),
     ] = None,
+    protocol: Annotated[
+        Protocol,
+        typer.Option(
+            "--protocol",
+            help="v1: the first experiment (configs/mini-repro/recipe.yaml); v2: the pre-registered one "
+            "(configs/mini-repro/v2.yaml; docs/mini-repro.md).",
+        ),
+    ] = Protocol.v1,
     seeds: Annotated[
-        int | None, typer.Option("--seeds", min=1, help="Training seeds 0..N-1 (default: the recipe's).")
+        int | None,
+        typer.Option("--seeds", min=1, help="Number of training seeds from the recipe's first_seed."),
     ] = None,
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="One seed on a few clips (configs/mini-repro/quick.yaml): checks outputs."
+            "--quick",
+            help="Protocol v2's machinery on a few clips (configs/mini-repro/quick.yaml): checks outputs.",
         ),
+    ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Run the recipe's calibration (validation split and training rewards only): calibration.md.",
+        ),
+    ] = False,
+    report_only: Annotated[
+        bool,
+        typer.Option("--report-only", help="Only make the report again, from the seeds finished in --out."),
     ] = False,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="Recipe [configs/mini-repro/recipe.yaml; quick.yaml with --quick]."),
+        typer.Option("--config", help="Recipe (default: the protocol's; quick.yaml with --quick)."),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Change a recipe value, e.g. --set data.train_clips=60.")
@@ -185,13 +218,39 @@ def mini_repro(
     from msa_core import MSAError
     from rich.console import Console
 
-    from msa_thinker.demo import StageFailed, tail
-    from msa_thinker.mini_repro import QUICK_RECIPE, load_mini_recipe, run_mini_repro
+    from msa_thinker.mini_repro import (
+        PROTOCOLS,
+        QUICK_RECIPE,
+        MiniPaths,
+        load_mini_recipe,
+        run_calibration,
+        run_mini_repro,
+    )
+    from msa_thinker.stage_driver import StageFailed, tail
 
     console = Console(file=sys.stdout)
+    if calibrate and report_only:
+        console.print("[red]error:[/] --calibrate and --report-only exclude each other", highlight=False)
+        raise typer.Exit(2)
+    default_out = "runs/mini-repro" + ("-v2" if protocol == Protocol.v2 else "") + ("-quick" if quick else "")
     try:
-        recipe = load_mini_recipe(config or (QUICK_RECIPE if quick else None), set_ or [], seeds=seeds)
-        target = out or Path("runs/mini-repro-quick" if quick else "runs/mini-repro")
+        recipe = load_mini_recipe(
+            config or (QUICK_RECIPE if quick else PROTOCOLS[protocol.value]), set_ or [], seeds=seeds
+        )
+        if calibrate:
+            report = run_calibration(
+                out or Path("runs/mini-repro-v2-calibration"), recipe, fresh=fresh, console=console
+            )
+            console.print(f"calibration: {report}", highlight=False, soft_wrap=True)
+            return
+        target = out or Path(default_out)
+        if report_only:
+            from msa_thinker.mini_repro_results import write_report
+
+            paths = MiniPaths(target.resolve())
+            write_report(paths, recipe)
+            console.print(f"report:  {paths.report}", highlight=False, soft_wrap=True)
+            return
         result = run_mini_repro(target, recipe, fresh=fresh, console=console)
     except StageFailed as exc:
         console.print(

@@ -2,59 +2,64 @@
 
 The task (docs/mini-repro.md): synthetic clips whose transcript, voice and face each carry sentiment, a share of
 them incongruent (the transcript one way, voice and face the other; the label follows voice and face), a
-CH-SIMS-style training and test set (in domain) and a CMU-MOSI-style test set (out of domain). The stand-in teacher
-writes DC answers for the training clips (cot-distill generate + export); then, per seed, the tiny random Omni
-thinker is trained by LLaMA-Factory SFT and, from that one SFT checkpoint, by three GRPO variants (w/ Hint,
-w/o Hint, w/o Hard) with the same steps, seed and clips. Five rows per seed are predicted on both test sets:
+CH-SIMS-style training set, validation split and test set (in domain) and a CMU-MOSI-style test set (out of
+domain). The stand-in teacher writes DC answers for the training clips (cot-distill generate + export); then, per
+seed, the tiny random Omni thinker is trained by LLaMA-Factory SFT and, from that one SFT checkpoint, by every GRPO
+arm of the recipe (w/ Hint, w/o Hint, w/o Hard, dynamic sampling) with the same steps, seed and clips:
 
     zero-shot      the untrained tiny model with the DC prompt          Table III
-    sft            DC-CoT SFT                                           Table III
+    sft            DC-CoT SFT                                           Tables III, IV
     hint-grpo      SFT + Hint-GRPO (w/ Hint, w/ Hard)                   Tables III, IV, V
     grpo-no-hint   SFT + GRPO without hints                             Table IV
     grpo-no-hard   SFT + GRPO with hard groups dropped (no hints)       Table V
+    grpo-dynamic   SFT + GRPO with dynamic sampling (DAPO)              Table IV
 
-``report.md`` holds the three tables (mean over seeds ± 95 % t interval), the paired tests between the rows each
-table compares (msa_eval.seeds), parse-failure rates, Fig. 3 (msa_rl.plot.plot_seed_bands) and the stage timings;
-``results.json`` the per-seed metrics of every row and dataset. The stages, their markers and logs are the demo's
-(msa_thinker.demo.run_stages): a rerun skips every finished stage, GRPO resumes from its last checkpoint, and
-prediction skips the clips already written.
+Each seed runs in its own process (``jobs`` at a time), pinned to ``threads`` threads and deterministic
+algorithms; ``rerun`` runs chosen seeds again under another thread count, which measures the tolerance of the
+results (msa_thinker.mini_repro_results). ``calibrate`` runs protocol v2's calibration on the validation split and
+the training rewards only. The stages, markers and logs are msa_thinker.stage_driver's: a rerun skips every finished
+stage, GRPO resumes from its last checkpoint, and prediction skips the clips already written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
+import os
+import subprocess
 import sys
-import warnings
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
-from msa_core import ConfigError, artifacts, polarity_of, read_mmsa
+from msa_core import ConfigError, artifacts
 from msa_core.outdir import claim_output_dir, clear_own_folder
 from msa_core.recipe import load_recipe, write_resolved
-from msa_eval.tables import TABLE_COLUMNS
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from msa_thinker.demo import (
-    REPO_ROOT,
+from msa_thinker.demo import REPO_ROOT, stage_distill, stage_export
+from msa_thinker.stage_driver import (
     STAGE_DIR,
     Stage,
     StageContext,
+    StageFailed,
     StagesRun,
     offline_cpu_environment,
     run_stages,
-    stage_distill,
-    stage_export,
 )
 
-RECIPE = REPO_ROOT / "configs" / "mini-repro" / "recipe.yaml"
-QUICK_RECIPE = REPO_ROOT / "configs" / "mini-repro" / "quick.yaml"
+CONFIGS = REPO_ROOT / "configs" / "mini-repro"
+RECIPE = CONFIGS / "recipe.yaml"
+PROTOCOLS = {"v1": CONFIGS / "recipe.yaml", "v2": CONFIGS / "v2.yaml"}
+QUICK_RECIPE = CONFIGS / "quick.yaml"
 ID_DATASET, OOD_DATASET = "sims", "mosi"  # the paper trains on CH-SIMS; MOSI is its out-of-domain test
 FIG3_DIR = "fig3"
 REPORT_STAGE = "report"
+CALIBRATION_MARKDOWN, CALIBRATION_JSON = "calibration.md", "calibration.json"
 
 
 # ------------------------------------------------------------------------------------------------------ recipe
@@ -64,6 +69,9 @@ class _Section(BaseModel):
 
 class DataRecipe(_Section):
     train_clips: int = Field(120, ge=3, description="Synthetic CH-SIMS-style training clips.")
+    valid_clips: int = Field(
+        0, ge=0, description="CH-SIMS-style validation clips, apart from both test sets (0: none, as in v1)."
+    )
     id_test_clips: int = Field(90, ge=3, description="CH-SIMS-style test clips (in domain).")
     ood_test_clips: int = Field(90, ge=3, description="CMU-MOSI-style test clips (out of domain).")
     incongruent_fraction: float = Field(
@@ -82,21 +90,93 @@ class StatsRecipe(_Section):
     bootstrap_seed: int = Field(0, description="Seed of the resampling.")
 
 
+class RerunRecipe(_Section):
+    seeds: list[int] = Field(
+        default_factory=list, description="Seeds run again, every stage and row, under `threads` threads."
+    )
+    threads: int = Field(
+        2, ge=1, description="Threads per process of the reruns (the tolerance measurement)."
+    )
+
+
+class CalibrationRecipe(_Section):
+    seeds: list[int] = Field(default_factory=list, description="Calibration seeds (never the run's seeds).")
+    sft_candidates: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="SFT candidates in order: name -> --set overrides of the SFT recipe.",
+    )
+    grpo_candidates: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="GRPO candidates in order: name -> --set overrides of the GRPO recipe.",
+    )
+    plain_grpo: list[str] = Field(
+        default_factory=list,
+        description="--set overrides that make GRPO plain (w/o Hint): the calibrated arm.",
+    )
+    rise_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Share of seeds whose last-quarter sampled reward must exceed the first's.",
+    )
+
+
+# The GRPO arms a recipe may run: row key -> title. Each arm's recipe gives its --set overrides.
+ARM_TITLES = {
+    "hint-grpo": "SFT + Hint-GRPO (w/ Hint, w/ Hard)",
+    "grpo-no-hint": "SFT + GRPO w/o Hint",
+    "grpo-no-hard": "SFT + GRPO w/o Hard (hard groups dropped)",
+    "grpo-dynamic": "SFT + GRPO with dynamic sampling (DAPO)",
+}
+V1_ARMS = {
+    "hint-grpo": ["hard_group_strategy=hint"],
+    "grpo-no-hint": ["hard_group_strategy=none"],
+    "grpo-no-hard": ["hard_group_strategy=drop"],
+}
+
+
 class MiniReproRecipe(_Section):
-    seeds: int = Field(3, ge=1, description="Training seeds 0..N-1 (model init, SFT order, GRPO sampling).")
+    seeds: int = Field(3, ge=1, description="Number of training seeds: first_seed .. first_seed + seeds - 1.")
+    first_seed: int = Field(
+        0, ge=0, description="The first training seed (v2: fresh seeds, not calibration's)."
+    )
     data: DataRecipe = Field(default_factory=DataRecipe)
     teacher_faults: str = Field(
         "", description="Noise of the stand-in teacher; the distillation recipe is the demo's (configs/demo)."
     )
     sft_recipe: str = Field("configs/mini-repro/sft.yaml", description="msa-rl sft recipe.")
-    grpo_recipe: str = Field(
-        "configs/mini-repro/grpo.yaml", description="msa-rl grpo recipe (every variant)."
-    )
+    grpo_recipe: str = Field("configs/mini-repro/grpo.yaml", description="msa-rl grpo recipe (every arm).")
     sft_overrides: list[str] = Field(default_factory=list, description="Extra --set for the SFT recipe.")
-    grpo_overrides: list[str] = Field(default_factory=list, description="Extra --set for the GRPO recipe.")
+    grpo_overrides: list[str] = Field(
+        default_factory=list, description="Extra --set for the GRPO recipe (every arm)."
+    )
+    arms: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(V1_ARMS),
+        description=f"GRPO arms, row -> the --set overrides that make it ({', '.join(ARM_TITLES)}).",
+    )
     predict: PredictRecipe = Field(default_factory=PredictRecipe)
     stats: StatsRecipe = Field(default_factory=StatsRecipe)
-    threads: int = Field(1, ge=1, description="OMP_NUM_THREADS for torch (see DemoSize.threads).")
+    threads: int = Field(1, ge=1, description="Threads per seed process (OMP_NUM_THREADS, torch).")
+    deterministic: bool = Field(
+        False, description="torch.use_deterministic_algorithms and PYTHONHASHSEED=0 in every seed process."
+    )
+    jobs: int = Field(1, ge=1, description="Seed processes at a time (the cores to use).")
+    rerun: RerunRecipe = Field(default_factory=RerunRecipe)
+    calibration: CalibrationRecipe = Field(default_factory=CalibrationRecipe)
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, arms: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(arms) - set(ARM_TITLES))
+        if unknown:
+            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARM_TITLES)}")
+        if "hint-grpo" not in arms:
+            raise ValueError("the arms must include hint-grpo (the method every table compares)")
+        return arms
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
 def repo_path(path: str) -> Path:
@@ -114,6 +194,9 @@ def load_mini_recipe(
     for name in ("sft_recipe", "grpo_recipe"):
         if not repo_path(getattr(recipe, name)).is_file():
             raise ConfigError(f"{path or RECIPE}: {name}: {getattr(recipe, name)} not found")
+    clash = sorted(set(recipe.calibration.seeds) & set(recipe.seed_list))
+    if clash:
+        raise ConfigError(f"{path or RECIPE}: calibration.seeds {clash} are also run seeds; use fresh seeds")
     return recipe
 
 
@@ -124,19 +207,15 @@ class Row:
     title: str
 
 
-ROWS = (
+FIXED_ROWS = (
     Row("zero-shot", "Zero-shot (untrained tiny model, DC prompt)"),
     Row("sft", "DC-CoT SFT"),
-    Row("hint-grpo", "SFT + Hint-GRPO (w/ Hint, w/ Hard)"),
-    Row("grpo-no-hint", "SFT + GRPO w/o Hint"),
-    Row("grpo-no-hard", "SFT + GRPO w/o Hard (hard groups dropped)"),
 )
-# GRPO variants: the row, and its `hard_group_strategy` (everything else the same recipe, SFT start, seed, clips).
-GRPO_VARIANTS = {
-    "hint-grpo": "hint",
-    "grpo-no-hint": "none",
-    "grpo-no-hard": "drop",
-}
+
+
+def active_rows(recipe: MiniReproRecipe) -> list[Row]:
+    """zero-shot, sft, then the recipe's GRPO arms in the order of ARM_TITLES."""
+    return [*FIXED_ROWS, *(Row(k, t) for k, t in ARM_TITLES.items() if k in recipe.arms)]
 
 
 @dataclass(frozen=True)
@@ -158,9 +237,14 @@ TABLES = (
     ),
     Table(
         "IV",
-        "Ablation of the hint mechanism",
-        (("grpo-no-hint", "w/o Hint"), ("hint-grpo", "w/ Hint")),
-        (("grpo-no-hint", "hint-grpo"), ("sft", "grpo-no-hint")),
+        "Ablation of the hint mechanism (and dynamic sampling, the field's other answer to zero-variance groups)",
+        (("grpo-no-hint", "w/o Hint"), ("grpo-dynamic", "Dynamic sampling"), ("hint-grpo", "w/ Hint")),
+        (
+            ("grpo-no-hint", "hint-grpo"),
+            ("grpo-dynamic", "hint-grpo"),
+            ("sft", "grpo-no-hint"),
+            ("sft", "grpo-dynamic"),
+        ),
     ),
     Table(
         "V",
@@ -169,9 +253,33 @@ TABLES = (
         (("grpo-no-hard", "hint-grpo"),),
     ),
 )
-# The paper's columns (msa_eval.tables): Acc2/F1 on MOSI are Non0, as papers print them.
-COLUMNS = TABLE_COLUMNS
-EXTRA_KEYS = ("acc3_incongruent", "acc3_congruent", "parse_failure_rate")
+# Protocol v2's primary comparisons (ID Acc3); the rest of the tables is secondary.
+PRIMARY = (
+    ("sft", "hint-grpo"),
+    ("grpo-no-hint", "hint-grpo"),
+    ("grpo-no-hard", "hint-grpo"),
+    ("grpo-dynamic", "hint-grpo"),
+)
+FIG3_LABELS = {
+    "hint-grpo": "w/ Hint",
+    "grpo-no-hint": "w/o Hint",
+    "grpo-no-hard": "w/o Hard",
+    "grpo-dynamic": "Dynamic sampling",
+}
+
+
+def active_tables(recipe: MiniReproRecipe) -> list[Table]:
+    """The tables with only the rows (and comparisons) this recipe runs."""
+    keys = {r.key for r in active_rows(recipe)}
+    return [
+        Table(
+            t.number,
+            t.caption,
+            tuple(r for r in t.rows if r[0] in keys),
+            tuple(c for c in t.comparisons if c[0] in keys and c[1] in keys),
+        )
+        for t in TABLES
+    ]
 
 
 # -------------------------------------------------------------------------------------------------------- paths
@@ -196,17 +304,20 @@ class MiniPaths:
     def export(self) -> Path:
         return self.out / "export"
 
-    def seed_dir(self, seed: int) -> Path:
-        return self.out / f"seed-{seed}"
+    def seed_dir(self, seed: int, tag: str = "") -> Path:
+        return self.out / f"seed-{seed}{tag}"
 
-    def model(self, seed: int, name: str) -> Path:
-        return self.seed_dir(seed) / "models" / name
+    def model(self, seed: int, name: str, tag: str = "") -> Path:
+        return self.seed_dir(seed, tag) / "models" / name
 
-    def run(self, seed: int, row: str) -> Path:
-        return self.seed_dir(seed) / "runs" / row
+    def run(self, seed: int, row: str, tag: str = "") -> Path:
+        return self.seed_dir(seed, tag) / "runs" / row
 
-    def row_model(self, seed: int, row: str) -> Path:
-        return self.model(seed, {"zero-shot": "tiny"}.get(row, row))
+    def valid_run(self, seed: int, model: str, tag: str = "") -> Path:
+        return self.seed_dir(seed, tag) / "runs-valid" / model
+
+    def row_model(self, seed: int, row: str, tag: str = "") -> Path:
+        return self.model(seed, {"zero-shot": "tiny"}.get(row, row), tag)
 
     @property
     def fig3(self) -> Path:
@@ -221,20 +332,25 @@ class MiniPaths:
         return self.out / artifacts.MINI_REPRO_RESULTS
 
 
+def thread_tag(recipe: MiniReproRecipe, threads: int) -> str:
+    """'' for the recipe's own thread count; '-t<n>' for a rerun under another (its own folders and stages)."""
+    return "" if threads == recipe.threads else f"-t{threads}"
+
+
 # ------------------------------------------------------------------------------------------------------- stages
 def stage_data(ctx: StageContext) -> str:
     from msa_core.synthetic import make_dataset
 
     d: DataRecipe = ctx.size.data
     p: MiniPaths = ctx.paths
-    n_id = d.train_clips + d.id_test_clips
+    n_id = d.train_clips + d.valid_clips + d.id_test_clips
     make_dataset(
         p.test_set(ID_DATASET),
         ID_DATASET,
         n=n_id,
         seed=d.seed,
         hard_fraction=d.incongruent_fraction,
-        splits=(d.train_clips, 0, d.id_test_clips),
+        splits=(d.train_clips, d.valid_clips, d.id_test_clips),
     )
     make_dataset(
         p.test_set(OOD_DATASET),
@@ -244,71 +360,103 @@ def stage_data(ctx: StageContext) -> str:
         hard_fraction=d.incongruent_fraction,
         splits=(0, 0, 1),
     )
-    return f"{ID_DATASET}: {n_id} clips (train + test), {OOD_DATASET}: {d.ood_test_clips} test clips"
+    return (
+        f"{ID_DATASET}: {d.train_clips} train + {d.valid_clips} valid + {d.id_test_clips} test clips, "
+        f"{OOD_DATASET}: {d.ood_test_clips} test clips"
+    )
 
 
-def stage_tiny(ctx: StageContext, seed: int) -> str:
+def stage_tiny(ctx: StageContext, seed: int, tag: str = "") -> str:
     from msa_rl.tiny import build_tiny_omni
 
-    build_tiny_omni(ctx.paths.model(seed, "tiny"), seed=seed)
+    build_tiny_omni(ctx.paths.model(seed, "tiny", tag), seed=seed)
     return f"tiny random thinker, seed {seed}"
 
 
-def stage_sft(ctx: StageContext, seed: int) -> str:
+def stage_sft(
+    ctx: StageContext, seed: int, tag: str = "", name: str = "sft", extra: tuple[str, ...] = ()
+) -> str:
     from msa_rl.sft import load_sft_config, prepare, run
 
     p: MiniPaths = ctx.paths
     recipe: MiniReproRecipe = ctx.size
     overrides = [
-        f"model={p.model(seed, 'tiny')}",
+        f"model={p.model(seed, 'tiny', tag)}",
         f"data={p.export}",
-        f"output_dir={p.model(seed, 'sft')}",
+        f"output_dir={p.model(seed, name, tag)}",
         f"seed={seed}",
         *recipe.sft_overrides,
+        *extra,
     ]
     result = run(prepare(load_sft_config(repo_path(recipe.sft_recipe), overrides)), echo=ctx.log.write)
     losses = f", loss {result.losses[0]:.2f} → {result.losses[-1]:.2f}" if result.losses else ""
     return f"seed {seed}{losses}"
 
 
-def stage_grpo(ctx: StageContext, seed: int, row: str) -> str:
+def grpo_overrides(
+    paths: MiniPaths,
+    recipe: MiniReproRecipe,
+    seed: int,
+    row: str,
+    *,
+    tag: str = "",
+    start: str = "sft",
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """The --set list of one GRPO run: every arm the same start, data, seed and recipe; only its own overrides
+    differ."""
+    arm = list(recipe.arms.get(row, ()))
+    return [
+        f"model={paths.model(seed, start, tag)}",
+        f"data={paths.test_set(ID_DATASET)}",
+        f"dataset={ID_DATASET}",
+        "split=train",
+        f"output_dir={paths.model(seed, row, tag)}",
+        f"seed={seed}",
+        *recipe.grpo_overrides,
+        *arm,
+        *extra,
+    ]
+
+
+def stage_grpo(
+    ctx: StageContext, seed: int, row: str, tag: str = "", start: str = "sft", extra: tuple[str, ...] = ()
+) -> str:
     from msa_rl.grpo import run_grpo
     from msa_rl.grpo_config import load_grpo_recipe
 
+    from msa_thinker.mini_repro_results import reward_quarters
+
     p: MiniPaths = ctx.paths
     recipe: MiniReproRecipe = ctx.size
-    overrides = [
-        f"model={p.model(seed, 'sft')}",
-        f"data={p.test_set(ID_DATASET)}",
-        f"dataset={ID_DATASET}",
-        f"output_dir={p.model(seed, row)}",
-        f"seed={seed}",
-        f"hard_group_strategy={GRPO_VARIANTS[row]}",
-        *recipe.grpo_overrides,
-    ]
+    overrides = grpo_overrides(p, recipe, seed, row, tag=tag, start=start, extra=extra)
     run_grpo(load_grpo_recipe(repo_path(recipe.grpo_recipe), overrides))
-    rows = _metric_rows(p.model(seed, row))
-    sampled = [r["reward/total_sampled"] for r in rows if _finite(r.get("reward/total_sampled"))]
-    trend = f", sampled reward {sampled[0]:.2f} → {sampled[-1]:.2f}" if sampled else ""
-    return f"seed {seed}, {len(rows)} steps{trend}"
+    q = reward_quarters(p.model(seed, row, tag))
+    trend = f", sampled reward first quarter {q[0]:.2f} → last quarter {q[1]:.2f}" if q else ""
+    return f"seed {seed}{trend}"
 
 
-def stage_predict(ctx: StageContext, seed: int) -> str:
-    from msa_core import MediaSettings
-    from msa_eval.predict import predict
+def _media(recipe: MiniReproRecipe):
     from msa_rl.sft import load_sft_config
 
+    # Every row, the untrained one too, sees the clips as SFT and GRPO did.
+    return load_sft_config(repo_path(recipe.sft_recipe), recipe.sft_overrides).media
+
+
+def stage_predict(ctx: StageContext, seed: int, tag: str = "") -> str:
+    from msa_eval.predict import predict
+
     p: MiniPaths = ctx.paths
     recipe: MiniReproRecipe = ctx.size
-    # Every row, the untrained one too, sees the clips as SFT and GRPO did.
-    media: MediaSettings = load_sft_config(repo_path(recipe.sft_recipe), recipe.sft_overrides).media
+    media = _media(recipe)
     pairs = [(p.test_set(ID_DATASET), ID_DATASET), (p.test_set(OOD_DATASET), OOD_DATASET)]
     done = failures = 0
-    for row in ROWS:
+    rows = active_rows(recipe)
+    for row in rows:
         for s in predict(
-            p.row_model(seed, row.key),
+            p.row_model(seed, row.key, tag),
             pairs,
-            p.run(seed, row.key),
+            p.run(seed, row.key, tag),
             batch_size=recipe.predict.batch_size,
             max_new_tokens=recipe.predict.max_new_tokens,
             **media.model_dump(),
@@ -316,35 +464,41 @@ def stage_predict(ctx: StageContext, seed: int) -> str:
             ctx.log.write(f"{row.key}/{s.dataset}: {s.generated} predicted, {s.skipped} already done\n")
             done += s.total
             failures += s.parse_failures
-    return f"seed {seed}: {done} predictions ({len(ROWS)} rows × 2 test sets), {failures} new parse failures"
+    return f"seed {seed}: {done} predictions ({len(rows)} rows × 2 test sets), {failures} new parse failures"
+
+
+def stage_predict_valid(ctx: StageContext, seed: int, model: str = "sft", tag: str = "") -> str:
+    """One model on the validation split (calibration; in the run a check of the SFT criterion on fresh seeds)."""
+    from msa_eval.predict import predict
+
+    p: MiniPaths = ctx.paths
+    recipe: MiniReproRecipe = ctx.size
+    (s,) = predict(
+        p.model(seed, model, tag),
+        [(p.test_set(ID_DATASET), ID_DATASET)],
+        p.valid_run(seed, model, tag),
+        split="valid",
+        batch_size=recipe.predict.batch_size,
+        max_new_tokens=recipe.predict.max_new_tokens,
+        **_media(recipe).model_dump(),
+    )
+    return f"seed {seed}, {model} on the validation split: {s.total} clips, {s.parse_failures} new parse failures"
 
 
 def stage_report(ctx: StageContext) -> str:
-    p: MiniPaths = ctx.paths
-    results = compute_results(p, ctx.size)
-    results["timings"] = stage_timings(p.out)
-    from msa_rl.plot import plot_seed_bands
+    from msa_thinker.mini_repro_results import write_report
 
-    seeds = range(ctx.size.seeds)
-    figures = plot_seed_bands(
-        [
-            ("w/ Hint", [p.model(s, "hint-grpo") for s in seeds]),
-            ("w/o Hint", [p.model(s, "grpo-no-hint") for s in seeds]),
-            ("w/o Hard", [p.model(s, "grpo-no-hard") for s in seeds]),
-        ],
-        p.fig3,
-        post_hint="w/ Hint",
-    )
-    results["figures"] = [str(f.relative_to(p.out)) for f in figures]
-    p.results.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
-    p.report.write_text(render_report(results))
-    return f"{artifacts.REPORT_MARKDOWN}, {artifacts.MINI_REPRO_RESULTS}, {FIG3_DIR}/ ({len(figures)} plots)"
+    figures = write_report(ctx.paths, ctx.size)
+    return f"{artifacts.REPORT_MARKDOWN}, {artifacts.MINI_REPRO_RESULTS}, {FIG3_DIR}/ ({figures} plots)"
 
 
-def stages(paths: MiniPaths, recipe: MiniReproRecipe) -> list[Stage]:
-    plan = [
+def shared_stages(paths: MiniPaths) -> list[Stage]:
+    return [
         Stage(
-            "data", "synthetic clips (CH-SIMS-style train + test, MOSI-style test)", [paths.data], stage_data
+            "data",
+            "synthetic clips (CH-SIMS-style train + valid + test, MOSI-style test)",
+            [paths.data],
+            stage_data,
         ),
         Stage(
             "distill",
@@ -355,343 +509,260 @@ def stages(paths: MiniPaths, recipe: MiniReproRecipe) -> list[Stage]:
         ),
         Stage("export", "cot-distill export (LLaMA-Factory)", [paths.export], stage_export),
     ]
-    for seed in range(recipe.seeds):
-        plan += [
-            Stage(
-                f"tiny-s{seed}",
-                "tiny random thinker",
-                [paths.model(seed, "tiny")],
-                partial(stage_tiny, seed=seed),
-            ),
-            Stage(
-                f"sft-s{seed}",
-                "DC-CoT SFT (LLaMA-Factory)",
-                [paths.model(seed, "sft")],
-                partial(stage_sft, seed=seed),
-            ),
-        ]
-        for row in GRPO_VARIANTS:
-            plan.append(
-                Stage(
-                    f"{row}-s{seed}",
-                    f"GRPO ({row}) from the seed's SFT model",
-                    [paths.model(seed, row)],
-                    partial(stage_grpo, seed=seed, row=row),
-                    resumable=True,
-                )
-            )
+
+
+def seed_stages(
+    paths: MiniPaths, recipe: MiniReproRecipe, seed: int, threads: int | None = None
+) -> list[Stage]:
+    """One seed's stages: the tiny model, SFT, every GRPO arm from that one SFT model, and prediction."""
+    tag = thread_tag(recipe, threads or recipe.threads)
+    s = f"s{seed}{tag}"
+    plan = [
+        Stage(
+            f"tiny-{s}",
+            "tiny random thinker",
+            [paths.model(seed, "tiny", tag)],
+            partial(stage_tiny, seed=seed, tag=tag),
+        ),
+        Stage(
+            f"sft-{s}",
+            "DC-CoT SFT (LLaMA-Factory)",
+            [paths.model(seed, "sft", tag)],
+            partial(stage_sft, seed=seed, tag=tag),
+        ),
+    ]
+    for row in (r.key for r in active_rows(recipe)[len(FIXED_ROWS) :]):
         plan.append(
             Stage(
-                f"predict-s{seed}",
-                "msa-eval predict: 5 rows × 2 test sets",
-                [paths.seed_dir(seed) / "runs"],
-                partial(stage_predict, seed=seed),
+                f"{row}-{s}",
+                f"GRPO ({row}) from the seed's SFT model",
+                [paths.model(seed, row, tag)],
+                partial(stage_grpo, seed=seed, row=row, tag=tag),
                 resumable=True,
             )
         )
-    plan.append(Stage(REPORT_STAGE, "tables III-V, Fig. 3, results.json", [paths.fig3], stage_report))
+    plan.append(
+        Stage(
+            f"predict-{s}",
+            f"msa-eval predict: {len(active_rows(recipe))} rows × 2 test sets",
+            [paths.seed_dir(seed, tag) / "runs"],
+            partial(stage_predict, seed=seed, tag=tag),
+            resumable=True,
+        )
+    )
+    if recipe.data.valid_clips:
+        plan.append(
+            Stage(
+                f"predict-valid-{s}",
+                "msa-eval predict: SFT on the validation split",
+                [paths.valid_run(seed, "sft", tag)],
+                partial(stage_predict_valid, seed=seed, tag=tag),
+                resumable=True,
+            )
+        )
     return plan
 
 
-# ------------------------------------------------------------------------------------------------------ scoring
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x)
+def report_stage(paths: MiniPaths) -> Stage:
+    return Stage(REPORT_STAGE, "tables III-V, Fig. 3, tolerance, results.json", [paths.fig3], stage_report)
 
 
-def _metric_rows(run_dir: Path) -> list[dict]:
-    from msa_core.jsonl import read_jsonl
+def stages(paths: MiniPaths, recipe: MiniReproRecipe) -> list[Stage]:
+    """Every stage of a run in order (the shared ones, each seed's, the reruns', the report)."""
+    plan = shared_stages(paths)
+    for seed in recipe.seed_list:
+        plan += seed_stages(paths, recipe, seed)
+    for seed in recipe.rerun.seeds:
+        plan += seed_stages(paths, recipe, seed, recipe.rerun.threads)
+    return [*plan, report_stage(paths)]
 
-    path = run_dir / artifacts.GRPO_METRICS
-    return [r for r in read_jsonl(path) if isinstance(r.get("step"), int)] if path.is_file() else []
+
+# ---------------------------------------------------------------------------------------------- calibration
+def sft_calibration_stages(
+    paths: MiniPaths, recipe: MiniReproRecipe, seed: int, candidate: str
+) -> list[Stage]:
+    extra = tuple(recipe.calibration.sft_candidates[candidate])
+    name = f"sft-{candidate}"
+    return [
+        Stage(
+            f"tiny-s{seed}",
+            "tiny random thinker",
+            [paths.model(seed, "tiny")],
+            partial(stage_tiny, seed=seed),
+        ),
+        Stage(
+            f"{name}-s{seed}",
+            f"SFT candidate {candidate}",
+            [paths.model(seed, name)],
+            partial(stage_sft, seed=seed, name=name, extra=extra),
+        ),
+        Stage(
+            f"predict-valid-{name}-s{seed}",
+            f"SFT candidate {candidate} on the validation split",
+            [paths.valid_run(seed, name)],
+            partial(stage_predict_valid, seed=seed, model=name),
+            resumable=True,
+        ),
+    ]
+
+
+def grpo_calibration_stages(
+    paths: MiniPaths, recipe: MiniReproRecipe, seed: int, sft_candidate: str, candidate: str
+) -> list[Stage]:
+    extra = (*recipe.calibration.plain_grpo, *recipe.calibration.grpo_candidates[candidate])
+    row = f"grpo-{candidate}"
+    return [
+        Stage(
+            f"{row}-s{seed}",
+            f"plain GRPO candidate {candidate}",
+            [paths.model(seed, row)],
+            partial(stage_grpo, seed=seed, row=row, start=f"sft-{sft_candidate}", extra=extra),
+            resumable=True,
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- processes
+def job_plan(paths: MiniPaths, recipe: MiniReproRecipe, spec: dict[str, Any]) -> list[Stage]:
+    """The stages of one seed process, from its spec (what the parent passes on the command line)."""
+    kind = spec["kind"]
+    if kind == "seed":
+        return seed_stages(paths, recipe, spec["seed"], spec["threads"])
+    if kind == "sft-calibration":
+        return sft_calibration_stages(paths, recipe, spec["seed"], spec["candidate"])
+    if kind == "grpo-calibration":
+        return grpo_calibration_stages(paths, recipe, spec["seed"], spec["sft"], spec["candidate"])
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+def job_environment(threads: int, deterministic: bool) -> dict[str, str]:
+    """A seed process's environment: its thread count pinned before torch loads (the SFT child inherits it)."""
+    env = dict(os.environ)
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[key] = str(threads)
+    # Idle OpenMP threads sleep instead of spinning: spinning threads on a shared machine slow every op down.
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if deterministic:
+        env["PYTHONHASHSEED"] = "0"
+    return env
 
 
 @dataclass
-class TestSet:
+class Job:
     name: str
-    title: str
-    ids: list[str]
-    incongruent: set[str]
-    text_only_acc3: float
-    """Polarity accuracy of a reader that gets every transcript's own polarity right (label_T): the ceiling of
-    reading the text alone."""
+    spec: dict[str, Any]
+    stages: list[str]
 
 
-def read_test_set(data_dir: Path, dataset: str) -> TestSet:
-    data = read_mmsa(data_dir, dataset, split="test")
-    spec = data.spec
-    incongruent = {
-        c.id
-        for c in data.clips
-        if c.label_T is not None and polarity_of(c.label_T, spec) != polarity_of(c.label, spec)
-    }
-    text_hits = [
-        c.label_T is not None and polarity_of(c.label_T, spec) == polarity_of(c.label, spec)
-        for c in data.clips
-    ]
-    return TestSet(
-        spec.name, spec.title, sorted(c.id for c in data.clips), incongruent, sum(text_hits) / len(text_hits)
-    )
+def _stop(proc: subprocess.Popen) -> None:
+    """End a job process and its children (the SFT run): they share the job's process group."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
-def score_run(run_dir: Path, test: TestSet):
-    """(metrics dict, PerSample in the test set's id order) of one row's predictions on one test set.
-    Parse failures are scored neutral (0), as `msa-eval report` does by default, and always counted."""
-    import numpy as np
-    from msa_core import DataError
-    from msa_eval.metrics import MetricWarning, metrics_from_samples, prepare
-    from msa_eval.predictions import apply_failure_policy, read_predictions
-
-    path = artifacts.predictions_path(run_dir, test.name)
-    pred = read_predictions(path)
-    resolved = apply_failure_policy(pred, "neutral")
-    ids = pred.ids or []
-    where = {clip_id: i for i, clip_id in enumerate(ids)}
-    missing = [i for i in test.ids if i not in where]
-    if missing:
-        raise DataError(f"{len(missing)} test clip(s) have no prediction, e.g. {missing[0]}", file=path)
-    order = np.asarray([where[i] for i in test.ids])
-    ps = prepare(resolved.preds[order], resolved.labels[order], test.name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        metrics: dict[str, Any] = dict(metrics_from_samples(ps, parse_failures=resolved.parse_failures))
-    mask = np.asarray([i in test.incongruent for i in test.ids])
-    hits = ps.hits["acc3"]
-    metrics["acc3_incongruent"] = float(hits[mask].mean()) if mask.any() else math.nan
-    metrics["acc3_congruent"] = float(hits[~mask].mean()) if (~mask).any() else math.nan
-    metrics["parse_failure_rate"] = resolved.parse_failures / len(test.ids)
-    return metrics, ps
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    return x
-
-
-def compute_results(p: MiniPaths, recipe: MiniReproRecipe) -> dict[str, Any]:
-    """Per-seed metrics of every row and dataset, their summaries over seeds, and every table's paired tests."""
-    from msa_eval.seeds import mean_interval, paired_over_seeds
-
-    seeds = list(range(recipe.seeds))
-    tests = [
-        read_test_set(p.test_set(ID_DATASET), ID_DATASET),
-        read_test_set(p.test_set(OOD_DATASET), OOD_DATASET),
-    ]
-    scored: dict[tuple[str, int, str], tuple[dict, Any]] = {}
-    for row in ROWS:
-        for seed in seeds:
-            for test in tests:
-                scored[row.key, seed, test.name] = score_run(p.run(seed, row.key), test)
-    rows_out: dict[str, Any] = {}
-    for row in ROWS:
-        per_seed = {str(s): {t.name: scored[row.key, s, t.name][0] for t in tests} for s in seeds}
-        summary = {}
-        for t in tests:
-            keys = [k for k, _ in COLUMNS[t.name]] + list(EXTRA_KEYS)
-            summary[t.name] = {
-                k: mean_interval([scored[row.key, s, t.name][0][k] for s in seeds]).as_dict() for k in keys
-            }
-        rows_out[row.key] = {"title": row.title, "per_seed": per_seed, "summary": summary}
-    comparisons = []
-    for table in TABLES:
-        for a, b in table.comparisons:
-            for t in tests:
-                pairs = [(scored[a, s, t.name][1], scored[b, s, t.name][1]) for s in seeds]
-                test = paired_over_seeds(pairs, recipe.stats.n_boot, recipe.stats.bootstrap_seed)
-                comparisons.append(
-                    {
-                        "table": table.number,
-                        "a": a,
-                        "b": b,
-                        "dataset": t.name,
-                        "metrics": {
-                            k: {
-                                "diff_mean": v["diff"],
-                                "diff_half_width": v["seeds"].half_width,
-                                "per_seed_diff": v["per_seed"],
-                                "b_better_seeds": v["b_better"],
-                                "p_clip_bootstrap": v["p_value"],
-                            }
-                            for k, v in test.items()
-                            if k in dict(COLUMNS[t.name])
-                        },
-                    }
+def run_jobs(
+    paths: MiniPaths,
+    recipe: MiniReproRecipe,
+    jobs: list[Job],
+    console: Any,
+    enough: Callable[[Job], bool] | None = None,
+) -> None:
+    """Run each job's stages in its own process, ``recipe.jobs`` at a time; jobs whose stages are all finished
+    start no process. ``enough(job)``, asked as each job finishes, may end the rest early (calibration: a candidate
+    that failed in one seed cannot pass in all). Raises StageFailed (naming the job's failed stage and log) once
+    the running jobs end."""
+    todo = [j for j in jobs if not all((paths.out / STAGE_DIR / f"{s}.json").is_file() for s in j.stages)]
+    for j in jobs:
+        if j not in todo:
+            console.print(f"[green]✓[/] {j.name}: done earlier", highlight=False)
+            if enough is not None and enough(j):
+                return
+    running: list[tuple[Job, subprocess.Popen, float]] = []
+    failed: list[tuple[Job, int]] = []
+    (paths.out / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        while todo or running:
+            while todo and len(running) < recipe.jobs and not failed:
+                job = todo.pop(0)
+                threads = job.spec.get("threads", recipe.threads)
+                log = (paths.out / "logs" / f"job-{job.name}.log").open("a", encoding="utf-8")
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "msa_thinker.mini_repro_job",
+                        str(paths.out),
+                        json.dumps(job.spec),
+                    ],
+                    env=job_environment(threads, recipe.deterministic),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO_ROOT,
+                    start_new_session=True,  # its own process group, so that _stop reaches the SFT child too
                 )
-    return _clean(
-        {
-            "seeds": seeds,
-            "confidence": 0.95,
-            "failure_policy": "neutral",
-            "recipe": recipe.model_dump(mode="json"),
-            "datasets": {
-                t.name: {
-                    "title": t.title,
-                    "role": "ID" if t.name == ID_DATASET else "OOD",
-                    "test_clips": len(t.ids),
-                    "incongruent_clips": len(t.incongruent),
-                    "text_only_acc3": t.text_only_acc3,
-                }
-                for t in tests
-            },
-            "rows": rows_out,
-            "tables": [
-                {"number": t.number, "caption": t.caption, "rows": [list(r) for r in t.rows]} for t in TABLES
-            ],
-            "comparisons": comparisons,
-        }
-    )
-
-
-def stage_timings(out: Path) -> dict[str, Any]:
-    """Wall and CPU seconds of every finished stage (from the markers), and their totals."""
-    stages_: dict[str, dict] = {}
-    for marker in sorted((out / STAGE_DIR).glob("*.json"), key=lambda m: m.stat().st_mtime_ns):
-        info = json.loads(marker.read_text())
-        stages_[marker.stem] = {"wall_s": info.get("seconds"), "cpu_s": info.get("cpu_seconds")}
-    return {
-        "stages": stages_,
-        "total_wall_s": round(sum(v["wall_s"] or 0 for v in stages_.values()), 1),
-        "total_cpu_s": round(sum(v["cpu_s"] or 0 for v in stages_.values()), 1),
-    }
-
-
-# ------------------------------------------------------------------------------------------------------- report
-def _fmt(key: str, summary: dict, *, percent: bool, seeds: int = 1) -> str:
-    mean, half = summary.get("mean"), summary.get("half_width")
-    if mean is None:
-        return "–"
-    scale, digits = (100.0, 1) if percent else (1.0, 3)
-    text = f"{mean * scale:.{digits}f}"
-    text += f" ± {half * scale:.{digits}f}" if half is not None else ""
-    return text + (f" ({summary['n']}/{seeds} seeds)" if summary.get("n", seeds) < seeds else "")
-
-
-def _is_percent(key: str) -> bool:
-    return key not in ("mae", "corr")
-
-
-def _arrow(key: str) -> str:
-    return "↓" if key == "mae" else "↑"
-
-
-def _table_markdown(table: dict, results: dict, dataset: str) -> list[str]:
-    cols = COLUMNS[dataset]
-    head = ["Model", *(f"{label} {_arrow(k)}" for k, label in cols), "Acc3 incongruent ↑", "Acc3 congruent ↑"]
-    head.append("parse failures")
-    lines = ["| " + " | ".join(head) + " |", "|:---|" + "---:|" * (len(head) - 1)]
-    for key, label in table["rows"]:
-        summary = results["rows"][key]["summary"][dataset]
-        n = len(results["seeds"])
-        cells = [_fmt(k, summary[k], percent=_is_percent(k), seeds=n) for k, _ in cols]
-        cells += [_fmt(k, summary[k], percent=True, seeds=n) for k in ("acc3_incongruent", "acc3_congruent")]
-        cells.append(_fmt("parse_failure_rate", summary["parse_failure_rate"], percent=True, seeds=n) + " %")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _diff_cell(key: str, m: dict | None, n: int) -> str:
-    if m is None or m["diff_mean"] is None:
-        return "–"
-    scale, digits = (100.0, 1) if _is_percent(key) else (1.0, 3)
-    half = f" ± {m['diff_half_width'] * scale:.{digits}f}" if m["diff_half_width"] is not None else ""
-    p = "–" if m["p_clip_bootstrap"] is None else f"{m['p_clip_bootstrap']:.3f}"
-    return f"{m['diff_mean'] * scale:+.{digits}f}{half} (p {p}; {m['b_better_seeds']}/{n})"
-
-
-def _comparison_markdown(results: dict, number: str) -> list[str]:
-    comps = [c for c in results["comparisons"] if c["table"] == number]
-    if not comps:
-        return []
-    titles = {r.key: r.title for r in ROWS}
-    n = len(results["seeds"])
-    lines = [
-        f"Paired tests, B − A: mean over {n} seed(s) ± 95 % t interval of the per-seed differences; p: paired clip "
-        f"bootstrap ({results['recipe']['stats']['n_boot']} resamples, the same clips drawn for every seed, "
-        f"statistic the mean over seeds); k/{n}: seeds where B is better (lower MAE, higher everything else).",
-        "",
-    ]
-    for dataset, ds in results["datasets"].items():
-        cols = COLUMNS[dataset]
-        lines += [
-            f"| A → B, {ds['title']} ({ds['role']}) | "
-            + " | ".join(f"Δ {label}" for _, label in cols)
-            + " |",
-            "|:---|" + "---:|" * len(cols),
-        ]
-        for c in comps:
-            if c["dataset"] == dataset:
-                cells = [_diff_cell(k, c["metrics"].get(k), n) for k, _ in cols]
-                lines.append(f"| {titles[c['a']]} → {titles[c['b']]} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return lines
-
-
-def render_report(results: dict) -> str:
-    n = len(results["seeds"])
-    rec = results["recipe"]
-    out = [
-        "# Mini reproduction: Tables III–V and Fig. 3 at CPU scale",
-        "",
-        f"Tiny random Qwen2.5-Omni thinker, synthetic clips, stand-in teacher; {n} training seed(s) "
-        f"({', '.join(map(str, results['seeds']))}), the same clips for every seed. Recipe: "
-        f"`{artifacts.MINI_REPRO_RECIPE}` (fixed before any row was compared). Task and method: docs/mini-repro.md.",
-        "",
-        "Cells: mean over seeds ± half-width of the 95 % Student-t interval over seeds (no ± with one seed). "
-        "Accuracies, F1 and parse failures ×100; MAE and Corr as is; metrics exactly as MMSA's `metricsTop.py` "
-        "(MOSI: Acc2/F1 are Non0). Unparsable answers are scored neutral (0) and counted under parse failures. "
-        "*Acc3 incongruent*: polarity accuracy on the clips whose transcript disagrees with voice and face. "
-        "*(k/N seeds)*: the metric is undefined in the other seeds (Corr of constant predictions).",
-        "",
-        "| test set | role | clips | incongruent | text-only ceiling (Acc3) |",
-        "|:---|:---|---:|---:|---:|",
-    ]
-    for ds in results["datasets"].values():
-        out.append(
-            f"| {ds['title']} | {ds['role']} | {ds['test_clips']} | {ds['incongruent_clips']} | "
-            f"{100 * ds['text_only_acc3']:.1f} |"
+                log.close()
+                running.append((job, proc, time.perf_counter()))
+                console.print(f"  started {job.name} (pid {proc.pid}, {threads} thread(s))", highlight=False)
+            time.sleep(0.5)
+            for entry in list(running):
+                job, proc, t0 = entry
+                if proc.poll() is None:
+                    continue
+                running.remove(entry)
+                if proc.returncode == 0:
+                    console.print(
+                        f"[green]✓[/] {job.name} ({time.perf_counter() - t0:.0f} s)", highlight=False
+                    )
+                    if enough is not None and enough(job):
+                        for other, other_proc, _ in running:
+                            console.print(f"  stopped {other.name}: not needed", highlight=False)
+                            _stop(other_proc)
+                        return
+                else:
+                    failed.append((job, proc.returncode))
+            if failed:
+                todo.clear()
+    except BaseException:
+        for _, proc, _ in running:  # their own sessions: an interrupt does not reach them
+            _stop(proc)
+        raise
+    if failed:
+        job, code = failed[0]
+        log = paths.out / "logs" / f"job-{job.name}.log"
+        stage = next(
+            (s for s in job.stages if not (paths.out / STAGE_DIR / f"{s}.json").is_file()), job.stages[-1]
         )
-    out += [
-        "",
-        "*Text-only ceiling*: the Acc3 of a reader that gets every transcript's own polarity right; a model "
-        "above it must use voice or face.",
-        "",
+        stage_log = paths.out / "logs" / f"{stage}.log"
+        raise StageFailed(
+            stage,
+            stage_log if stage_log.is_file() else log,
+            f"{job.name} exited with {code} ({len(failed)} job(s) failed); process log {log}",
+        )
+
+
+def seed_jobs(paths: MiniPaths, recipe: MiniReproRecipe) -> list[Job]:
+    """The seed processes in protocol v2's order: the rerun seeds, their reruns under the other thread count, then
+    the other seeds (so that even a partial run has its tolerance)."""
+
+    def job(seed: int, threads: int) -> Job:
+        spec = {"kind": "seed", "seed": seed, "threads": threads}
+        return Job(
+            f"seed-{seed}{thread_tag(recipe, threads)}", spec, [s.name for s in job_plan(paths, recipe, spec)]
+        )
+
+    first = [s for s in recipe.seed_list if s in recipe.rerun.seeds]
+    return [
+        *(job(s, recipe.threads) for s in first),
+        *(job(s, recipe.rerun.threads) for s in recipe.rerun.seeds),
+        *(job(s, recipe.threads) for s in recipe.seed_list if s not in first),
     ]
-    for table in results["tables"]:
-        out += [f"## Table {table['number']}: {table['caption']}", ""]
-        for dataset, ds in results["datasets"].items():
-            out += [f"**{ds['title']} ({ds['role']})**", ""]
-            out += _table_markdown(table, results, dataset)
-            out.append("")
-        out += _comparison_markdown(results, table["number"])
-        out.append("")
-    out += [
-        "## Fig. 3: training reward, w/ vs w/o Hint",
-        "",
-        "Solid: the total reward of what the policy sampled on its own, before any hint (`reward/total_sampled`), "
-        "mean over seeds, band from the lowest to the highest seed (each seed's curve EMA-smoothed first). Dashed: "
-        "the w/ Hint reward after hints (`reward/total`), which contains the injected true polarity and is not "
-        "comparable with the others. Second figure: hard groups and zero-std groups per step.",
-        "",
-    ]
-    out += [f"![{Path(f).stem}]({f})" for f in results.get("figures", [])]
-    out += ["", "## Time", ""]
-    timings = results.get("timings", {})
-    out.append(
-        f"Stage wall time {timings.get('total_wall_s', 0):.0f} s, CPU time (user + system, children included) "
-        f"{timings.get('total_cpu_s', 0):.0f} s, summed over stages as they ran (a resumed stage counts its last "
-        "run). Per stage:"
-    )
-    out += ["", "| stage | wall s | CPU s |", "|:---|---:|---:|"]
-    for name, t in timings.get("stages", {}).items():
-        wall = "–" if t["wall_s"] is None else f"{t['wall_s']:.1f}"
-        cpu = "–" if t["cpu_s"] is None else f"{t['cpu_s']:.1f}"
-        out.append(f"| {name} | {wall} | {cpu} |")
-    out += ["", f"Settings: {json.dumps({k: rec[k] for k in ('data', 'predict', 'stats')})}", ""]
-    return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------------------------------- driver
@@ -710,14 +781,30 @@ def _check_same_recipe(out: Path, recipe: MiniReproRecipe) -> None:
         return
     before = yaml.safe_load(path.read_text()) or {}
     now = recipe.model_dump(mode="json")
-    before.pop("seeds", None)
-    now.pop("seeds", None)
+    for k in ("seeds", "jobs"):  # more seeds, or another number of processes, give the same rows
+        before.pop(k, None)
+        now.pop(k, None)
     if before != now:
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         raise ConfigError(
             f"{out} holds a run with another recipe (differs in: {', '.join(changed)}); "
             "use --fresh or another --out"
         )
+
+
+def _prepare(out: str | Path, recipe: MiniReproRecipe, fresh: bool) -> MiniPaths:
+    paths = MiniPaths(Path(out).resolve())
+    if fresh:
+        clear_own_folder(paths.out, "mini-repro", artifacts.MINI_REPRO_RECIPE)
+    paths.out.mkdir(parents=True, exist_ok=True)
+    _check_same_recipe(paths.out, recipe)
+    write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
+    offline_cpu_environment(recipe.threads)
+    return paths
+
+
+def _context(paths: MiniPaths, recipe: MiniReproRecipe):
+    return lambda log, log_path: StageContext(paths, recipe, log, log_path)
 
 
 def run_mini_repro(
@@ -728,23 +815,129 @@ def run_mini_repro(
     console: Any = None,
     until: str | None = None,
 ) -> MiniReproResult:
+    """The shared stages here, each seed (and rerun) in its own process, then the report from every finished
+    seed. ``until`` (a shared stage's name) stops early."""
     from rich.console import Console
 
     console = console or Console(file=sys.stdout)
-    paths = MiniPaths(Path(out).resolve())
-    with claim_output_dir(paths.out, "--out"):  # checked before any work; one mini-repro per folder
-        if fresh:
-            clear_own_folder(paths.out, "mini-repro", artifacts.MINI_REPRO_RECIPE)
-        _check_same_recipe(paths.out, recipe)
-        write_resolved(recipe, paths.out / artifacts.MINI_REPRO_RECIPE)
+    with claim_output_dir(Path(out).resolve(), "--out"):  # checked before any work; one mini-repro per folder
+        paths = _prepare(out, recipe, fresh)
         # The report covers the seeds of this call: it is always made again.
         (paths.out / STAGE_DIR / f"{REPORT_STAGE}.json").unlink(missing_ok=True)
-        offline_cpu_environment(recipe.threads)
-        run = run_stages(
-            stages(paths, recipe),
-            paths.out,
-            lambda log, log_path: StageContext(paths, recipe, log, log_path),
-            console=console,
-            until=until,
+        started = time.perf_counter()
+        shared = run_stages(
+            shared_stages(paths), paths.out, _context(paths, recipe), console=console, until=until
         )
+        if until is not None:
+            return MiniReproResult(paths.out, paths.report, paths.results, shared)
+        run_jobs(paths, recipe, seed_jobs(paths, recipe), console)
+        report = run_stages([report_stage(paths)], paths.out, _context(paths, recipe), console=console)
+    done = [s.name for s in stages(paths, recipe)[len(shared_stages(paths)) : -1]]
+    run = StagesRun(
+        {**shared.timings, **report.timings},
+        {**shared.cpu, **report.cpu},
+        shared.skipped + [n for n in done if (paths.out / STAGE_DIR / f"{n}.json").is_file()],
+        time.perf_counter() - started,
+    )
     return MiniReproResult(paths.out, paths.report, paths.results, run)
+
+
+def run_calibration(
+    out: str | Path, recipe: MiniReproRecipe, *, fresh: bool = False, console: Any = None
+) -> Path:
+    """Protocol v2's calibration: the first SFT candidate that passes on the validation split in every
+    calibration seed, then the first plain-GRPO candidate whose sampled reward rises in enough seeds. Reads no
+    test set. Writes calibration.json and calibration.md; returns the latter."""
+    from rich.console import Console
+
+    cal = recipe.calibration
+    if not (cal.seeds and cal.sft_candidates and cal.grpo_candidates and recipe.data.valid_clips):
+        raise ConfigError(
+            "calibration needs calibration.seeds, sft_candidates, grpo_candidates and data.valid_clips"
+        )
+    console = console or Console(file=sys.stdout)
+    with claim_output_dir(Path(out).resolve(), "--out"):  # checked before any work; one job per folder
+        return _calibrate(_prepare(out, recipe, fresh), recipe, console)
+
+
+def _calibrate(paths: MiniPaths, recipe: MiniReproRecipe, console: Any) -> Path:
+    from msa_thinker.mini_repro_results import (
+        grpo_calibration_result,
+        render_calibration,
+        sft_calibration_result,
+        sft_seed_passes,
+    )
+
+    cal = recipe.calibration
+    run_stages(shared_stages(paths), paths.out, _context(paths, recipe), console=console)
+    result: dict[str, Any] = {
+        "seeds": cal.seeds,
+        "sft": [],
+        "grpo": [],
+        "sft_chosen": None,
+        "grpo_chosen": None,
+    }
+
+    def jobs_for(kind: str, plan: Any, **spec: Any) -> list[Job]:
+        return [
+            Job(
+                f"{kind}-{spec['candidate']}-s{seed}",
+                {"kind": kind, "seed": seed, "threads": recipe.threads, **spec},
+                [s.name for s in plan(seed)],
+            )
+            for seed in cal.seeds
+        ]
+
+    def sft_jobs(name: str) -> list[Job]:
+        plan = partial(sft_calibration_stages, paths, recipe, candidate=name)
+        return jobs_for("sft-calibration", plan, candidate=name)
+
+    def sft_failed(name: str) -> Callable[[Job], bool]:
+        return lambda job: not sft_seed_passes(paths, recipe, name, job.spec["seed"])
+
+    # A candidate that fails in one seed cannot pass in all: its other seeds run only if no candidate passes
+    # (the fallback counts passing seeds).
+    for name in cal.sft_candidates:
+        run_jobs(paths, recipe, sft_jobs(name), console, enough=sft_failed(name))
+        verdict = sft_calibration_result(paths, recipe, name)
+        console.print(f"SFT {name}: passed in {verdict['passed']}/{len(cal.seeds)} seeds", highlight=False)
+        result["sft"].append(verdict)
+        if verdict["passed"] == len(cal.seeds):
+            break
+    else:
+        for name in cal.sft_candidates:
+            run_jobs(paths, recipe, sft_jobs(name), console)
+        result["sft"] = [sft_calibration_result(paths, recipe, name) for name in cal.sft_candidates]
+    best_sft = max(result["sft"], key=lambda v: v["passed"])  # max keeps the first of ties
+    result["sft_chosen"] = best_sft["candidate"]
+    for name in cal.grpo_candidates:
+        run_jobs(
+            paths,
+            recipe,
+            jobs_for(
+                "grpo-calibration",
+                partial(
+                    grpo_calibration_stages,
+                    paths,
+                    recipe,
+                    sft_candidate=best_sft["candidate"],
+                    candidate=name,
+                ),
+                candidate=name,
+                sft=best_sft["candidate"],
+            ),
+            console,
+        )
+        verdict = grpo_calibration_result(paths, recipe, name)
+        result["grpo"].append(verdict)
+        console.print(
+            f"GRPO {name}: reward rose in {verdict['rose']}/{len(cal.seeds)} seeds", highlight=False
+        )
+        if verdict["passes"]:
+            break
+    result["grpo_chosen"] = max(result["grpo"], key=lambda v: v["rose"])["candidate"]
+    result["recipe"] = recipe.model_dump(mode="json")
+    (paths.out / CALIBRATION_JSON).write_text(json.dumps(result, indent=1) + "\n")
+    md = paths.out / CALIBRATION_MARKDOWN
+    md.write_text(render_calibration(result))
+    return md

@@ -40,7 +40,7 @@ PROCESSOR_PATTERNS = (
 )
 # Each stage's resolved recipe, by the file it leaves next to its checkpoint.
 STAGE_RECIPES = {
-    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO when hint is on)",
+    artifacts.GRPO_CONFIG: "GRPO (Hint-GRPO when hard_group_strategy is hint)",
     artifacts.SFT_CONFIG: "cold-start SFT (LLaMA-Factory)",
 }
 STAGE_KEYS = (
@@ -49,7 +49,9 @@ STAGE_KEYS = (
     "max_steps",
     "finetuning_type",
     "num_generations",
-    "hint",
+    "hard_group_strategy",
+    "reward_coupling",
+    "hint",  # recipes written before hard_group_strategy
     "drop_hard",
     "beta",
     "reward_weights",

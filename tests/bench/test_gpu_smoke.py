@@ -53,9 +53,31 @@ def test_dry_run_has_the_7b_shapes_and_every_code_path_imports():
     assert count(fig, "params_total") == sum(count(fig, f"params_{p}") for p in ("text", "vision", "audio"))
     # 6 s at 2 fps = 12 frames of 256 px: 6 temporal patches x 9 x 9 merged tokens; 25 audio tokens per second.
     assert (count(fig, "clip_video_tokens"), count(fig, "clip_audio_tokens")) == (6 * 9 * 9, 6 * 25)
+    # The planner beside it: full GRPO's static part is the 5 bf16 copies above; LoRA needs no reference copy.
+    assert float(fig["grpo_hf_plan_static_gib"].split()[0]) == pytest.approx(
+        5 * count(fig, "params_total") * 2 / 2**30, abs=0.01
+    )
+    assert float(fig["grpo_hf_lora_plan_gib"].split()[0]) < float(fig["grpo_hf_plan_gib"].split()[0]) / 2
     imports = {k: v for k, v in fig.items() if k.startswith("import:")}
     assert len(imports) >= 8 and set(imports.values()) == {"ok"}, imports
     assert fig["stand_in_targets"].startswith("ok")
+
+
+@pytest.mark.slow
+def test_dry_run_3b_counts_equal_the_3b_config():
+    """--model 3b: parameters counted on the meta device equal the counts the stored Qwen2.5-Omni-3B config
+    (msa_omni/public_configs/qwen2.5-omni-3b.json) gives by the layer formulas."""
+    from msa_omni.shapes import expected_param_counts, public_shapes
+
+    rc, fig, err = run_script("--dry-run", "--model", "3b")
+    assert rc == 0, err
+    shapes = public_shapes("Qwen/Qwen2.5-Omni-3B")
+    assert fig["model"] == "qwen2.5-omni-3b"
+    assert (fig["text.hidden_size"], fig["text.num_hidden_layers"]) == ("2048", "36")
+    expected = expected_param_counts(shapes)
+    for part in ("text", "vision", "audio", "total"):
+        assert count(fig, f"params_{part}") == expected[part], part
+    assert 4.6e9 < expected["total"] < 4.8e9
 
 
 @pytest.mark.slow
@@ -65,6 +87,12 @@ def test_tiny_runs_predict_and_grpo_through_the_project_code():
     assert rc == 0, err
     assert float(fig["predict_hf_clips_per_s"].split()[0]) > 0
     assert float(fig["grpo_hf_step_s"].split()[0]) > 0
+    assert float(fig["grpo_hf_lora_step_s"].split()[0]) > 0  # LoRA adapters through TRL's peft_config
+    for name in ("grpo_hf", "grpo_hf_lora"):  # the planner's CPU analogue beside the (n/a on CPU) peak
+        assert fig[f"{name}_plan_gib"].endswith("(planner, cpu; measured peak above)")
+    assert float(fig["grpo_hf_lora_plan_static_gib"].split()[0]) < float(
+        fig["grpo_hf_plan_static_gib"].split()[0]
+    )
     assert 0 < float(fig["grpo_hf_completion_length"].split()[0]) <= 8
     assert fig["grpo_vllm_step_s"] == fig["predict_vllm_clips_per_s"] == "unavailable (--no-vllm)"
     assert "failed_sections" not in fig
@@ -74,7 +102,10 @@ def test_tiny_runs_predict_and_grpo_through_the_project_code():
 def test_dry_run_counts_the_qwen3_omni_30b_a3b_thinker():
     rc, fig, err = run_script("--model", "qwen3-omni", "--dry-run")
     assert rc == 0, err
-    assert fig["model_family"] == "qwen3-omni" and fig["media_token_ids_match_tokenizer"] == "yes"
+    assert (
+        fig["model"] == fig["model_family"] == "qwen3-omni"
+        and fig["media_token_ids_match_tokenizer"] == "yes"
+    )
     assert (fig["text.num_experts"], fig["text.num_experts_per_tok"], fig["text.num_hidden_layers"]) == (
         "128",
         "8",
@@ -84,4 +115,4 @@ def test_dry_run_counts_the_qwen3_omni_30b_a3b_thinker():
     assert 29e9 < count(fig, "params_text") < 31e9 and 2.5e9 < count(fig, "params_text_active") < 3.5e9
     assert count(fig, "params_total") == sum(count(fig, f"params_{p}") for p in ("text", "vision", "audio"))
     bad = run_script("--model", "llama", "--dry-run")
-    assert bad[0] == 2 and "--model: unknown model family 'llama'" in bad[2]
+    assert bad[0] == 2 and "invalid choice: 'llama'" in bad[2]

@@ -399,3 +399,39 @@ def test_an_out_folder_of_another_run_needs_force(standin, dataset: Path, tmp_pa
     again = fast_config(dataset, out, [server.base_url], limit=2)
     assert generate(again, force=True).stats["accepted"] == 2  # the same run resumes without --force too
     assert generate(again).requests == 0
+
+
+def test_a_second_generate_on_the_same_out_is_refused_and_a_killed_ones_lock_taken_over(
+    standin, dataset: Path, tmp_path: Path, capsys
+):
+    """Two real `cot-distill generate` on one --out: the second is refused before asking anything, naming the
+    first's pid and command (before the lock, both ran and stored every answer twice). After kill -9 of the first,
+    the next run takes the stale lock over, says so, and ends with each sample answered once."""
+    from msa_core.lock import LOCK_FILE, holder
+
+    slow, quick = standin(latency=0.5), standin()  # the first run lasts (48 s) until it is killed
+    out = tmp_path / "out"
+    cfg = fast_config(
+        dataset, out, [slow.base_url], samples_per_clip=2, concurrency=1, sets=["retry.request_timeout_s=10"]
+    )
+    cfg_path = tmp_path / "cfg.yaml"
+    dump_config(cfg, cfg_path)
+    first = _subprocess_generate(cfg_path)
+    _wait_for_lines(out / "responses.jsonl", 4, first)
+    assert holder(out)["pid"] == first.pid
+    second = _subprocess_generate(cfg_path)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 1, stderr
+    assert (
+        f"pid {first.pid}" in stderr and "in use by another job" in stderr and "generate --config" in stderr
+    )
+    assert "Traceback" not in stderr
+
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    assert (out / LOCK_FILE).is_file() and holder(out) is None  # left behind, held by nobody
+    result = generate(cfg.model_copy(update={"base_urls": [quick.base_url]}))
+    assert f"took over the lock of {out} from pid {first.pid}" in " ".join(capsys.readouterr().err.split())
+    final = read_lines(out / "responses.jsonl")
+    assert len({r["key"] for r in final}) == len(final) == N_CLIPS * 2  # every sample answered once
+    assert result.stats["pending"] == 0 and not (out / LOCK_FILE).exists()

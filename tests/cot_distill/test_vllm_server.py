@@ -7,6 +7,7 @@ and `cot-distill generate --structured-outputs`.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,6 +84,10 @@ def vllm_server(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
     assert log.read_text().count("--enforce-eager") >= 1  # the printed command came first
+    # the server's processes ran msa-omni's vLLM plugin (its entry point): transformers' audio-in-video positions
+    assert re.search(
+        r"msa-omni: Qwen2.5-Omni audio-in-video in vLLM: positions (corrected|vllm)", log.read_text()
+    )
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from msa_thinker import demo
+from msa_thinker import demo, stage_driver
 
 DATASET_TITLES = {"sims": "CH-SIMS", "simsv2": "CH-SIMS v2", "mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}
 
@@ -68,7 +68,7 @@ def test_demo_runs_to_a_report_then_a_rerun_skips_every_stage(demo_run):
 # ------------------------------------------------------------------------------------- the driver, with fake stages
 def _fake_plan(calls: list[str], fail: set[str]):
     def make(name: str):
-        def run(ctx: demo.StageContext) -> str:
+        def run(ctx: stage_driver.StageContext) -> str:
             calls.append(name)
             print(f"{name} says hello")  # in-process output goes to the stage log
             out = ctx.paths.out / name
@@ -80,8 +80,10 @@ def _fake_plan(calls: list[str], fail: set[str]):
 
         return run
 
-    def plan(paths: demo.DemoPaths) -> list[demo.Stage]:
-        return [demo.Stage(n, n, [paths.out / n], make(n), resumable=(n == "b")) for n in ("a", "b", "c")]
+    def plan(paths: demo.DemoPaths) -> list[stage_driver.Stage]:
+        return [
+            stage_driver.Stage(n, n, [paths.out / n], make(n), resumable=(n == "b")) for n in ("a", "b", "c")
+        ]
 
     return plan
 
@@ -89,7 +91,7 @@ def _fake_plan(calls: list[str], fail: set[str]):
 def test_a_failing_stage_names_itself_and_its_log_and_a_rerun_resumes_there(tmp_path, monkeypatch):
     calls: list[str] = []
     monkeypatch.setattr(demo, "stages", _fake_plan(calls, fail={"b"}))
-    with pytest.raises(demo.StageFailed) as err:
+    with pytest.raises(stage_driver.StageFailed) as err:
         demo.run_demo(tmp_path)
     assert (err.value.stage, calls) == ("b", ["a", "b"])
     log = err.value.log_path.read_text()
@@ -108,7 +110,7 @@ def test_a_failing_stage_names_itself_and_its_log_and_a_rerun_resumes_there(tmp_
 def test_a_non_resumable_stage_restarts_from_a_clean_folder(tmp_path, monkeypatch):
     calls: list[str] = []
     monkeypatch.setattr(demo, "stages", _fake_plan(calls, fail={"c"}))
-    with pytest.raises(demo.StageFailed):
+    with pytest.raises(stage_driver.StageFailed):
         demo.run_demo(tmp_path)
     stale = tmp_path / "c" / "stale"
     stale.write_text("left by the failed attempt")

@@ -19,3 +19,22 @@ def test_workspace_root_and_env_commands(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(envs.ROOT_ENV_VAR, str(tmp_path))
     with pytest.raises(ConfigError, match="not the msa-thinker workspace root"):
         envs.workspace_root()
+
+
+def test_a_side_env_is_stale_after_a_pyproject_change(tmp_path: Path) -> None:
+    """uv.lock does not record entry points (msa-omni's vLLM plugin): a member's pyproject change re-syncs too."""
+    root = tmp_path / "ws"
+    (root / "packages" / "a").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    (root / "uv.lock").write_text("version = 1\n")
+    member = root / "packages" / "a" / "pyproject.toml"
+    member.write_text('[project]\nname = "a"\n')
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").write_text("")
+    (env / envs.SYNC_MARKER).write_text(envs._lock_hash(root))
+    assert envs.env_ready(env, root)
+    member.write_text(
+        '[project]\nname = "a"\n[project.entry-points."vllm.general_plugins"]\np = "a:register"\n'
+    )
+    assert not envs.env_ready(env, root)

@@ -279,8 +279,12 @@ def test_media_settings_come_from_the_checkpoints_media_json(tiny_model_dir, eva
     import shutil
 
     model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    (model / artifacts.MEDIA_SETTINGS).unlink()  # a hub model, or a checkpoint saved without it
     pairs = [(eval_sets["mosi"], "mosi")]
-    P.predict(model, pairs, tmp_path / "none", limit=1, **FAST)  # no media.json: the defaults
+    with pytest.raises(ConfigError, match=r"model/media\.json: not found.*give --max-frames, --video-size"):
+        P.predict(model, pairs, tmp_path / "none", limit=1, fps=2.0, **FAST)  # no silent defaults
+    assert not (tmp_path / "none").exists()  # refused before any work
+    P.predict(model, pairs, tmp_path / "none", limit=1, fps=2.0, max_frames=16, video_size=(56, 56), **FAST)
     MediaSettings(fps=1.0, max_frames=6, video_size=(56, 56)).write(model)  # what training writes
     P.predict(model, pairs, tmp_path / "a", limit=1, **FAST)
     P.predict(model, pairs, tmp_path / "b", limit=1, max_frames=2, **FAST)  # an explicit value wins

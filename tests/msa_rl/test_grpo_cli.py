@@ -184,6 +184,10 @@ def test_demo_recipe_runs_two_steps(tiny_model_dir: Path, grpo_clips: Path, tmp_
     for line in lines:
         assert all(line[k] is not None and math.isfinite(line[k]) for k in METRIC_KEYS), line
     assert (out / "checkpoint-2").is_dir() and (out / "config.json").is_file()
+    # every checkpoint records its media settings, as the final model does: msa-eval predict reads them
+    from msa_core import MediaSettings
+
+    assert MediaSettings.read(out / "checkpoint-2") == MediaSettings.read(out) is not None
     resolved = yaml.safe_load((out / "grpo_config.yaml").read_text())
     assert resolved["model"] == str(tiny_model_dir) and resolved["max_steps"] == 2
 

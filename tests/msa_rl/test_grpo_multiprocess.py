@@ -219,8 +219,8 @@ def test_batch_check_counts_every_process(monkeypatch) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("zero", "strategy"),
-    [(None, "hint"), ("zero2", "hint"), ("zero3", "hint"), (None, "dynamic_sampling")],
-    ids=["ddp", "deepspeed-zero2", "deepspeed-zero3", "ddp-dynamic-sampling"],
+    [(None, "hint"), ("zero2", "hint"), ("zero3", "hint"), (None, "dynamic_sampling"), ("lora", "hint")],
+    ids=["ddp", "deepspeed-zero2", "deepspeed-zero3", "ddp-dynamic-sampling", "ddp-lora"],
 )
 def test_two_process_hint_grpo(
     zero: str | None, strategy: str, format_model: Path, grpo_clips: Path, tmp_path: Path, request
@@ -236,7 +236,10 @@ def test_two_process_hint_grpo(
     if strategy == "dynamic_sampling":
         steps = [1, 2]
         sets += ("max_resamples=2", "max_steps=2", "rewards.format=0.0")
-    if zero is not None:
+    if zero == "lora":  # LoRA adapters through TRL's peft_config, DDP over the adapters; steps 1-2 suffice
+        sets += ("finetuning_type=lora", "lora_dropout=0", "max_steps=2")
+        steps = [1, 2]
+    elif zero is not None:
         sets += (f"deepspeed=configs/deepspeed/{zero}.json",)
         accelerate = request.getfixturevalue("deepspeed_accelerate")
     cmd = grpo_command(format_model, data, out, *sets, accelerate=accelerate)
@@ -272,7 +275,13 @@ def test_two_process_hint_grpo(
     assert hinted_ranks[1] == {0} and hinted_ranks[2] == {0, 1}
     assert all(math.isfinite(line["kl"]) and math.isfinite(line["loss"]) for line in lines)
     assert (out / "config.json").is_file()
-    if (
+    if zero == "lora":  # the adapter and the merged model, written once: a plain thinker checkpoint
+        from msa_omni import load_thinker
+
+        assert json.loads((out / "lora-adapter" / "adapter_config.json").read_text())["r"] == 16
+        model, _ = load_thinker(out)
+        assert set(final_weights(out)) == {n for n, _ in model.named_parameters()}
+    elif (
         zero is not None
     ):  # ZeRO-3: stage3_gather_16bit_weights_on_model_save; a whole, loadable model, not shards
         from msa_omni import load_thinker

@@ -324,6 +324,12 @@ def test_hard_groups_are_resampled_with_the_hint_which_carries_no_gradient(
     # the hard group's wrong polarity earns no score (eq. 5 under the right polarity): format-only totals, no spread
     assert m["zero_std_fraction_before"][-1] == 0.5
     assert m["hint_success"][-1] == 1.0
+    assert [m[k][-1] for k in ("groups/hard", "groups/hinted", "groups/resampled", "groups/dropped")] == [
+        1,
+        1,
+        0,
+        0,
+    ]
     assert out["advantages"][G:].abs().sum() > 0  # the hinted group now teaches something
 
 

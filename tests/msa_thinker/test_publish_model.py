@@ -65,7 +65,12 @@ def test_dry_run_builds_the_repository_folder_and_card(demo_run, tmp_path: Path)
     front = yaml.safe_load(card.split("---")[1])
     assert front["datasets"] == ["org/msa-cot"] and "base_model" not in front  # the demo's base is local
     assert "Qwen/Qwen3-Omni-30B-A3B-Instruct" in card and "datasets/org/msa-cot" in card
-    assert "cold-start SFT" in card and "hint=True" in card and "<polarity>" in card
+    model_part = card[card.index("## Model") : card.index("## Evaluation")]
+    grpo = yaml.safe_load((demo_run.model / "grpo_config.yaml").read_text())
+    strategy = next(f"{k}={grpo[k]}" for k in ("hard_group_strategy", "hint") if k in grpo)
+    assert "cold-start SFT" in model_part and strategy in model_part, model_part
+    assert f"learning_rate={grpo['learning_rate']}" in model_part
+    assert "<polarity>" in card
     assert "msa-thinker analyze clip.mp4 --model org/msa-tiny" in card and "## Limitations" in card
     recipes = (out / "recipes" / "grpo_config.yaml").read_text() + (
         out / "recipes" / "sft_config.yaml"
@@ -161,3 +166,42 @@ def test_publish_then_analyze_from_the_hub(demo_run, hub: HubDouble, tmp_path: P
         assert TOKEN not in text
     written = [p for p in (tmp_path / "repo").rglob("*") if p.is_file()]
     assert written and not [p for p in written if TOKEN.encode() in p.read_bytes()]
+
+
+def test_the_card_traces_the_stages_back_to_a_hub_base_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    sft = tmp_path / "models" / "sft"
+    sft.mkdir(parents=True)
+    (sft / "sft_config.yaml").write_text(
+        yaml.safe_dump(
+            {"model": "Qwen/Qwen2.5-Omni-7B", "data": str(tmp_path / "export"), "learning_rate": 1e-5}
+        )
+    )
+    grpo = analyst_model(tiny_model_dir, tmp_path / "models" / "grpo")
+    (grpo / "grpo_config.yaml").write_text(
+        yaml.safe_dump(
+            {"model": str(sft), "output_dir": str(grpo), "hint": True, "deepspeed": "configs/x.json"}
+        )
+    )
+    (grpo / "checkpoint-3").mkdir()
+    (grpo / "checkpoint-3" / "optimizer.pt").write_bytes(b"x")
+    (grpo / "training_args.bin").write_bytes(b"x")
+    result = runner.invoke(
+        app, ["publish-model", str(grpo), "--repo-id", "o/n", "--out", str(tmp_path / "repo"), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    files = _built(result.stdout)
+    assert {"recipes/sft_config.yaml", "recipes/grpo_config.yaml", "media.json", "model.safetensors"} <= files
+    assert not [f for f in files if f.startswith("checkpoint") or f.endswith(".bin")]
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert yaml.safe_load(card.split("---")[1])["base_model"] == "Qwen/Qwen2.5-Omni-7B"
+    assert card.index("cold-start SFT") < card.index("GRPO (Hint-GRPO")  # in training order
+    assert "hint=True" in card
+    assert "No evaluation report was given" in card and "dataset repo was not given" in card
+    sft_recipe = yaml.safe_load((tmp_path / "repo" / "recipes" / "sft_config.yaml").read_text())
+    grpo_recipe = yaml.safe_load((tmp_path / "repo" / "recipes" / "grpo_config.yaml").read_text())
+    assert sft_recipe["model"] == "Qwen/Qwen2.5-Omni-7B" and sft_recipe["data"] == "export"
+    assert (grpo_recipe["model"], grpo_recipe["output_dir"], grpo_recipe["deepspeed"]) == (
+        "sft",
+        "grpo",
+        "configs/x.json",  # repo-relative: kept
+    )

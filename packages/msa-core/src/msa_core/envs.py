@@ -132,11 +132,16 @@ def run_command(args: Sequence[str], uv: str = "uv", side: SideEnv = SFT) -> lis
 
 
 def _lock_hash(root: Path) -> str:
-    return hashlib.sha256((root / "uv.lock").read_bytes()).hexdigest()
+    """uv.lock and every pyproject.toml of the workspace: the lock does not record a member's entry points
+    (msa-omni's vLLM plugin), which reach an env only when uv re-installs the member."""
+    digest = hashlib.sha256((root / "uv.lock").read_bytes())
+    for pyproject in [root / "pyproject.toml", *sorted(root.glob("packages/*/pyproject.toml"))]:
+        digest.update(pyproject.read_bytes())
+    return digest.hexdigest()
 
 
 def env_ready(env_path: Path, root: Path) -> bool:
-    """The env exists and was synced from the current uv.lock."""
+    """The env exists and was synced from the current uv.lock and pyprojects."""
     marker = env_path / SYNC_MARKER
     return (
         (env_path / "bin" / "python").exists()

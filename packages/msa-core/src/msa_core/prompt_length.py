@@ -108,6 +108,8 @@ class ClipTokens:
     audio: int
     text: int
     answer: int = 0
+    frames: int = 0
+    seconds: float = 0.0  # the clip's duration: frames / seconds is the rate the model sees
 
     @property
     def prompt(self) -> int:
@@ -135,7 +137,15 @@ def estimate_clip_tokens(
     if settings.audio_in_video and info.has_audio and info.audio_sample_rate:
         samples = math.ceil(info.audio_samples * AUDIO_RATE / info.audio_sample_rate)  # resampled to 16 kHz
         audio, extra = audio_tokens(samples, max_audio_samples, rules), 1  # + audio bos and eos
-    return ClipTokens(clip_id, video=video, audio=audio, text=text_tokens + extra, answer=answer_tokens)
+    return ClipTokens(
+        clip_id,
+        video=video,
+        audio=audio,
+        text=text_tokens + extra,
+        answer=answer_tokens,
+        frames=frames,
+        seconds=float(info.duration),
+    )
 
 
 def distribution(counts: Sequence[ClipTokens]) -> str:

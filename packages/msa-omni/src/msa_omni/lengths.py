@@ -92,10 +92,19 @@ def preflight(
     field: str,
     on_long_clip: OnLongClip = "error",
     echo: Callable[[str], None] = print,
+    vllm: bool = False,
 ) -> list[ClipTokens]:
     """Estimate every clip, print the distribution, and refuse (DataError naming the longest clips) or, with
-    ``on_long_clip="drop"``, return the clips over ``limit`` for the caller to leave out (counted and named)."""
+    ``on_long_clip="drop"``, return the clips over ``limit`` for the caller to leave out (counted and named).
+    With ``vllm`` (rollouts by vLLM), also refuse clips vLLM would lay out otherwise than the trainer
+    (``msa_omni.vllm_plugin.check_clip_rates``: below 1 fps, where its plugin could not correct vLLM)."""
     counts = estimate_tokens(processor, clips, settings)
+    if vllm:
+        from msa_omni.vllm_plugin import check_clip_rates
+
+        check_clip_rates(
+            ((c.clip_id, c.frames, c.frames / c.seconds) for c in counts if c.seconds > 0), settings
+        )
     limit_text = f" ({field}: {limit})" if limit is not None else f" ({field}: no limit)"
     echo(f"preflight: {distribution(counts)}{limit_text}")
     dropped = over_limit(counts, limit, on_long_clip, field=field)

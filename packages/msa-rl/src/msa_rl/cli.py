@@ -11,6 +11,7 @@ def main() -> None:
 # (torch, transformers) inside the command bodies.
 from msa_rl import (  # noqa: E402, F401
     grpo_cli,
+    plan_cli,
     sft_cli,
     tiny_cli,
 )

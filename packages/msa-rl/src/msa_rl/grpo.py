@@ -28,6 +28,8 @@ from msa_core.outdir import check_writable_dir, claim_output_dir
 
 from msa_rl.grpo_config import GRPORecipe, is_main_process, resolve_dtype, to_trl_args, write_resolved
 
+LORA_ADAPTER_DIR = "lora-adapter"  # the trained adapter, next to the merged model (as msa-rl sft writes it)
+
 
 # ------------------------------------------------------------------------------------------------------------ data
 def training_row(
@@ -84,6 +86,7 @@ def check_prompt_lengths(
         field="max_prompt_length",
         on_long_clip=recipe.on_long_clip,
         echo=lambda line: print(line, flush=True) if is_main_process() else None,
+        vllm=recipe.use_vllm,
     )
     gone = {c.clip_id for c in dropped}
     return [r for r in rows if r["id"] not in gone]
@@ -168,6 +171,7 @@ class ClipEncoder:
             text=render_prompt(self.processor, prompt, with_video=True),
             media=media,
             prompt=prompt,
+            clip_id=str(row.get("id", "")),
         )
         self._cache[key] = enc
         if len(self._cache) > self.cache_size:
@@ -224,6 +228,38 @@ def _join_deepspeed_comm() -> None:
         deepspeed.init_distributed(dist_backend=tdist.get_backend())
 
 
+def media_json_callback(media: MediaSettings):
+    """A TrainerCallback writing the run's ``media.json`` into every ``checkpoint-N``: msa-eval predict refuses a
+    model directory without one (it would not know which frames the model was trained on)."""
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    class MediaJsonCallback(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                media.write(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
+    return MediaJsonCallback()
+
+
+def lora_config(recipe: GRPORecipe):
+    """peft's LoraConfig for ``finetuning_type: lora`` (None for full fine-tuning); TRL wraps the policy with it
+    and takes the adapter-disabled policy as the reference model."""
+    if recipe.finetuning_type != "lora":
+        return None
+    from peft import LoraConfig
+
+    from msa_rl.plan import grpo_lora_target_modules
+
+    return LoraConfig(
+        r=recipe.lora_rank,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=grpo_lora_target_modules(recipe.lora_target),
+        task_type="CAUSAL_LM",
+    )
+
+
 def build_trainer(
     recipe: GRPORecipe,
     *,
@@ -248,6 +284,14 @@ def build_trainer(
     if args.deepspeed:
         _join_deepspeed_comm()
     model, processor = load_thinker(recipe.model, dtype=resolve_dtype(recipe))
+    peft_config = lora_config(recipe)
+    if peft_config is not None:
+        from trl.trainer.utils import disable_dropout_in_model
+
+        # TRL's disable_dropout would also silence the adapters' dropout: switch off the thinker's own dropout
+        # here (as disable_dropout does for full fine-tuning) and leave lora_dropout to act.
+        disable_dropout_in_model(model)
+        args.disable_dropout = False
     encoder = ClipEncoder(processor, recipe.media)
     factory = None
     if recipe.use_vllm:
@@ -269,18 +313,28 @@ def build_trainer(
             hard_threshold=recipe.hard_threshold,
         ),
         vllm_rollout_factory=factory,
+        peft_config=peft_config,
         rollout_correction=RolloutCorrection(recipe.rollout_correction, recipe.rollout_correction_cap),
         rollout_log=Path(recipe.output_dir) / ROLLOUTS_DIR if recipe.rollout_log else None,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), media_json_callback(recipe.media)],
     )
 
 
-def run_grpo(recipe: GRPORecipe, *, callbacks: list | None = None, **trl_overrides: Any) -> Path:
-    """Train, resuming when asked or when checkpoints exist; the final model + processor land in output_dir."""
+def run_grpo(
+    recipe: GRPORecipe, *, callbacks: list | None = None, force: bool = False, **trl_overrides: Any
+) -> Path:
+    """Train, resuming when asked or when checkpoints exist; the final model + processor land in output_dir.
+
+    On a GPU the memory plan (``msa_rl.plan``) is printed first, and a recipe that does not fit is refused with
+    the changes that would make it fit, unless ``force``."""
     from msa_omni import check_thinker_dir
+
+    from msa_rl.plan import check_fits
 
     recipe.require_inputs()
     check_writable_dir(recipe.output_dir, "output_dir")  # before any work (no folder is left behind)
+    # Every rank decides (all refuse together); the main one prints.
+    check_fits(recipe, "grpo", force=force, echo=print if is_main_process() else lambda _line: None)
     check_thinker_dir(recipe.model)  # the same "not a Hugging Face checkpoint" check as SFT's
     rows = read_training_rows(recipe)  # bad data fails here, before anything is written
     with claim_output_dir(recipe.output_dir, "output_dir"):  # one job per folder
@@ -301,9 +355,25 @@ def _run_grpo(
     if checkpoint is None and trainer.accelerator.is_main_process:
         truncate_metrics(out / METRICS_FILE, 0)  # a fresh run starts its curve afresh
     trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(out))
+    if recipe.finetuning_type == "lora":
+        save_lora(trainer, out)
+    else:
+        trainer.save_model(str(out))
     end_processes(trainer)
     return out
+
+
+def save_lora(trainer, out: Path) -> None:
+    """LoRA output: the adapter in ``out/lora-adapter`` and the merged thinker (+ processor) in ``out``, which
+    ``msa-eval predict`` and a later stage load as any full checkpoint."""
+    adapter_dir = out / LORA_ADAPTER_DIR
+    trainer.save_model(str(adapter_dir))
+    if not trainer.accelerator.is_main_process:
+        return
+    peft_model = trainer.accelerator.unwrap_model(trainer.model)
+    merged = peft_model.merge_and_unload()  # the run is over: merging in place costs no copy
+    merged.save_pretrained(str(out))
+    trainer.processing_class.save_pretrained(str(out))
 
 
 def end_processes(trainer) -> None:

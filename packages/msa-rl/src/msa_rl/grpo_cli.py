@@ -30,6 +30,10 @@ def grpo(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore existing checkpoints and start over.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Train even when the memory plan says the recipe does not fit the GPU."),
+    ] = False,
 ) -> None:
     """Hint-GRPO from an SFT checkpoint (paper stage 2); resumes from the last checkpoint when one exists."""
     from msa_core.recipe import unchosen_defaults
@@ -48,7 +52,7 @@ def grpo(
             typer.echo(f"note: {line}", err=True)
         from msa_rl.grpo import run_grpo
 
-        out = run_grpo(recipe)
+        out = run_grpo(recipe, force=force)
     except MSAError as exc:
         raise fail(exc) from None
     typer.echo(f"GRPO done; model and metrics.jsonl in {out}")

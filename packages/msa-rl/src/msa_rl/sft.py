@@ -155,12 +155,20 @@ class SFTResult:
     wall_seconds: float
 
 
-def run(plan: SFTPlan, *, echo: Callable[[str], None] | None = None) -> SFTResult:
+def run(plan: SFTPlan, *, echo: Callable[[str], None] | None = None, force: bool = False) -> SFTResult:
     """Run LLaMA-Factory in the SFT env (creating it first if needed), streaming its output.
 
-    Each logged loss goes to ``sft_metrics.jsonl`` as it arrives; the full output to ``sft.log``.
+    Each logged loss goes to ``sft_metrics.jsonl`` as it arrives; the full output to ``sft.log``. On a GPU the
+    memory plan (``msa_rl.plan``) is printed first, and a recipe that does not fit is refused with the changes
+    that would make it fit, unless ``force``.
     """
     echo = echo or _write_stdout
+    if plan.config.device != "cpu":
+        from msa_rl.plan import check_fits, sft_gpus
+
+        check_fits(
+            plan.config, "sft", force=force, echo=lambda text: echo(text + "\n"), gpus_and_mem=sft_gpus()
+        )
     envs.uv_executable()
     envs.ensure_sft_env(plan.root, plan.env_path)
     if plan.config.deepspeed:

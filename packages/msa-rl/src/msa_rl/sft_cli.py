@@ -30,6 +30,10 @@ def sft(
             help="Validate, write the YAML files and print the command instead of training.",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Train even when the memory plan says the recipe does not fit the GPU."),
+    ] = False,
 ) -> None:
     """Fine-tune a Qwen2.5-Omni thinker on a cot-distill export with LLaMA-Factory (paper stage 1)."""
     from msa_core.outdir import check_writable_dir, claim_output_dir
@@ -52,7 +56,7 @@ def sft(
                 typer.echo(f"# first use creates the SFT environment: {plan.sync_shell()}")
                 typer.echo(plan.shell())
                 return
-            result = run(plan)
+            result = run(plan, force=force)
     except MSAError as exc:
         raise fail(exc) from None
     losses = result.losses

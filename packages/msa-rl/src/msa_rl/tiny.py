@@ -203,6 +203,7 @@ def build_tiny_omni(
     ``hidden`` (a multiple of 64; 4 heads): 64 by default, 128 for vLLM where the family ties head_dim to it.
     """
     import torch
+    from msa_core.media_settings import MediaSettings
 
     entry = _family(family)
     out = Path(out_dir)
@@ -216,4 +217,7 @@ def build_tiny_omni(
     model.generation_config.eos_token_id = config.eos_token_id
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    # MediaSettings' defaults (56x56 frames, the tiny processors' own bound): how the tests and the demo show it
+    # clips; predict refuses a model without media.json
+    MediaSettings().write(out)
     return out

@@ -26,9 +26,17 @@ def tiny_model(
             help="Model family of the tiny thinker (msa_omni.families): qwen2.5-omni or qwen3-omni."
         ),
     ] = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write into an OUT_DIR that already holds files (a model there is replaced)."
+        ),
+    ] = False,
 ) -> None:
-    """Build a tiny random Omni thinker + processor offline (loads with from_pretrained)."""
-    from msa_core import MSAError
+    """Build a tiny random Omni thinker + processor offline (loads with from_pretrained).
+
+    OUT_DIR must be empty or new unless --force: a trained model there would be overwritten."""
+    from msa_core import MSAError, OutputPathError
     from msa_core.outdir import ensure_writable_dir
     from msa_omni.families import DEFAULT_FAMILY, get_family
 
@@ -42,6 +50,13 @@ def tiny_model(
         raise typer.Exit(2) from None
     try:
         ensure_writable_dir(out_dir, "OUT_DIR")
+        held = sorted(p.name for p in out_dir.iterdir())
+        if held and not force:
+            raise OutputPathError(
+                f"OUT_DIR already holds files (e.g. {held[0]}); choose an empty or new OUT_DIR, or pass --force "
+                "to write the tiny model over them",
+                file=out_dir,
+            )
     except MSAError as exc:
         raise fail(exc) from None
     from msa_rl.tiny import build_tiny_omni

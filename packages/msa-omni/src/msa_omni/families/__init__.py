@@ -14,10 +14,13 @@ from typing import Any
 
 from msa_core import ConfigError
 
-from msa_omni.families import qwen2_5_omni, qwen3_omni
+from msa_omni.families import qwen2_5_omni, qwen2_5_omni_vllm, qwen3_omni
 from msa_omni.families.base import ModelFamily, TinyParts, video_kwargs
 
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (qwen2_5_omni.FAMILY, qwen3_omni.FAMILY)}
+# Family name -> its corrections of vLLM (register, require_hf_positions, check_clip_rates), run in every vLLM
+# process by msa_omni.vllm_plugin (docs/vllm-mrope.md). A family vLLM already gets right has none.
+VLLM_FIXES = {qwen2_5_omni.FAMILY.name: qwen2_5_omni_vllm}
 # The paper's student: what a tool uses when neither a model nor a flag says otherwise.
 DEFAULT_FAMILY = qwen2_5_omni.FAMILY
 FAMILY_NAMES = tuple(FAMILIES)
