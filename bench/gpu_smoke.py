@@ -1,7 +1,7 @@
 """GPU smoke benchmark: a random-weight Qwen2.5-Omni-7B thinker through the project's own GRPO and predict code.
 
-Nothing is downloaded. The thinker is built from a config with the real Qwen2.5-Omni-7B (or, ``--model 3b``, -3B)
-shapes (``msa_omni.shapes``), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
+Nothing is downloaded. The thinker is built from a config with the real Qwen2.5-Omni-7B (or, ``--model 3b``, -3B;
+``--model qwen3-omni``, the Qwen3-Omni-30B-A3B thinker from its registry entry) shapes (``msa_omni.shapes``), directly on the GPU in bf16, with random weights. The processor and tokenizer come from the tiny-model
 builder (``msa_rl.tiny``): real Qwen2.5-Omni image/video/Whisper processing, a small BPE vocabulary, and media token
 ids that the config takes over. Clips are synthetic arrays (frames + 16 kHz audio) handed to the project in place
 of decoded mp4s. Then, each figure on its own line as ``name value unit``:
@@ -102,32 +102,47 @@ def vllm_available() -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ model + clips
+QWEN3 = "qwen3-omni"  # --model: the other student family's reference thinker (ModelFamily.reference_shapes)
+
+
+def model_family(model: str):
+    from msa_omni.families import DEFAULT_FAMILY, get_family
+
+    return get_family(model) if model == QWEN3 else DEFAULT_FAMILY
+
+
 def real_shapes(model: str = "7b") -> dict:
     from msa_omni.shapes import public_shapes
 
-    return public_shapes(model)
+    return model_family(model).reference_shapes if model == QWEN3 else public_shapes(model)
 
 
 def build_processor_and_config(tiny: bool, layers: int | None = None, model: str = "7b"):
     """The tiny builder's processor, and a thinker config: the tiny one, or the real 7B shapes with its token ids
     (``layers``: the real widths with that many text, vision and audio layers, for a quick check)."""
-    from msa_omni.families import DEFAULT_FAMILY
     from msa_rl.tiny import build_config, build_processor, build_tokenizer
 
-    tokenizer = build_tokenizer()
-    processor = build_processor(tokenizer)
-    tiny_config = build_config(tokenizer)
+    family = model_family(model)
+    tokenizer = build_tokenizer(family=family)
+    processor = build_processor(tokenizer, family)
+    tiny_config = build_config(tokenizer, family=family)
     if tiny:
         return processor, tiny_config
-    ids = {k: getattr(tiny_config, k) for k in TOKEN_ID_FIELDS}
+    fields = family.reference_token_id_fields if model == QWEN3 else TOKEN_ID_FIELDS
+    ids = {k: getattr(tiny_config, k) for k in fields}
     real = copy.deepcopy(real_shapes(model))
     if layers is not None:
-        real["text_config"].update(num_hidden_layers=layers, max_window_layers=layers)
+        text_cfg, vision_cfg = real["text_config"], real["vision_config"]
+        text_cfg["num_hidden_layers"] = layers
+        if "max_window_layers" in text_cfg:
+            text_cfg["max_window_layers"] = layers
         real["audio_config"]["encoder_layers"] = layers
-        full = [i for i in real["vision_config"]["fullatt_block_indexes"] if i < layers] or [layers - 1]
-        real["vision_config"].update(depth=layers, fullatt_block_indexes=full)
+        vision_cfg["depth"] = layers
+        for key in ("fullatt_block_indexes", "deepstack_visual_indexes"):  # layer indexes inside the tower
+            if key in vision_cfg:
+                vision_cfg[key] = [i for i in vision_cfg[key] if i < layers] or [layers - 1]
     text = {**real["text_config"], "pad_token_id": ids["pad_token_id"], "eos_token_id": ids["eos_token_id"]}
-    config = DEFAULT_FAMILY.transformers_class("thinker_config_class")(
+    config = family.transformers_class("thinker_config_class")(
         text_config=text,
         vision_config=real["vision_config"],
         audio_config=real["audio_config"],
@@ -144,10 +159,10 @@ def check_token_ids(processor, config) -> None:
         "video_token_id": processor.video_token,
         "audio_token_id": processor.audio_token,
         "image_token_id": processor.image_token,
-        "audio_start_token_id": "<|audio_bos|>",
-        "audio_end_token_id": "<|audio_eos|>",
-        "vision_start_token_id": "<|vision_bos|>",
-        "vision_end_token_id": "<|vision_eos|>",
+        "audio_start_token_id": processor.audio_bos_token,
+        "audio_end_token_id": processor.audio_eos_token,
+        "vision_start_token_id": processor.vision_bos_token,
+        "vision_end_token_id": processor.vision_eos_token,
         "eos_token_id": "<|im_end|>",
         "pad_token_id": "<|endoftext|>",
     }
@@ -546,7 +561,12 @@ def parse_args(argv=None):
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="Configs, shapes, params, imports; no weights.")
     mode.add_argument("--tiny", action="store_true", help="The tiny thinker and small clips (CPU, < 60 s).")
-    ap.add_argument("--model", choices=["7b", "3b"], default="7b", help="Which public thinker's shapes.")
+    ap.add_argument(
+        "--model",
+        choices=["7b", "3b", "qwen3-omni"],
+        default="7b",
+        help="Which public thinker's shapes: Qwen2.5-Omni 7b or 3b, or qwen3-omni (the 30B-A3B MoE thinker).",
+    )
     ap.add_argument(
         "--layers",
         type=int,
@@ -646,17 +666,27 @@ def dry_run(args) -> int:
     print_environment("meta")
     processor, config = build_processor_and_config(tiny=args.tiny, layers=args.layers, model=args.model)
     check_token_ids(processor, config)
-    say("model", "tiny" if args.tiny else f"qwen2.5-omni-{args.model}")
+    say("model", "tiny" if args.tiny else args.model if args.model == QWEN3 else f"qwen2.5-omni-{args.model}")
+    say("model_family", model_family(args.model).name)
     say("media_token_ids_match_tokenizer", "yes")
     for part in ("text_config", "vision_config", "audio_config"):
         cfg = getattr(config, part)
         for key in real_shapes(args.model)[part]:
             if key != "rope_parameters":
                 say(f"{part.split('_')[0]}.{key}", str(getattr(cfg, key)).replace(" ", ""))
-    say("text.head_dim", config.text_config.hidden_size // config.text_config.num_attention_heads)
+    text_cfg = config.text_config
+    say(
+        "text.head_dim",
+        getattr(text_cfg, "head_dim", None) or text_cfg.hidden_size // text_cfg.num_attention_heads,
+    )
     model = build_model(config, "meta", torch.bfloat16)
-    for part, n in param_counts(model).items():
+    counts = param_counts(model)
+    for part, n in counts.items():
         say(f"params_{part}", n, "params")
+    if model_family(args.model).moe:  # per token only num_experts_per_tok of num_experts expert MLPs run
+        idle = text_cfg.num_experts - text_cfg.num_experts_per_tok
+        expert = 3 * text_cfg.hidden_size * text_cfg.moe_intermediate_size
+        say("params_text_active", counts["text"] - text_cfg.num_hidden_layers * idle * expert, "params")
     weights = param_counts(model)["total"] * 2 / 2**30
     say("weights_bf16_gib", f"{weights:.2f}", "GiB")
     # Full fine-tuning in bf16: policy + gradients + AdamW's two moments + TRL's reference copy (beta > 0).

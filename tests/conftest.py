@@ -31,6 +31,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Qwen3-Omni MoE thinker + processor (seed 0; 4 experts, top-2; head_dim 32, so vLLM's CPU
+    build loads it too), written once per session for every Qwen3-Omni test; read-only."""
+    from msa_rl.tiny import build_tiny_omni
+
+    return build_tiny_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"), seed=0, family="qwen3-omni")
+
+
+@pytest.fixture(scope="session")
 def synthetic_sims_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six synthetic CH-SIMS-style clips (2 s, 64x64 H.264 + AAC) in the MMSA layout; read-only."""
     from msa_core.synthetic import make_dataset

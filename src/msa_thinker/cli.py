@@ -114,19 +114,33 @@ def demo(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Delete --out first and run every stage again.")
     ] = False,
+    student: Annotated[
+        str,
+        typer.Option(
+            help="Student family of the tiny thinker: qwen2.5-omni (the paper's) or qwen3-omni (MoE, 4 experts)."
+        ),
+    ] = "",
 ) -> None:
     """The whole pipeline on CPU in minutes: synthetic clips, stand-in teacher, distil, SFT, Hint-GRPO, report."""
     import sys
 
     from msa_core import MSAError
+    from msa_omni.families import get_family
     from rich.console import Console
 
-    from msa_thinker.demo import run_demo
+    from msa_thinker.demo import DemoSize, run_demo
     from msa_thinker.stage_driver import StageFailed, tail
 
+    size = DemoSize()
+    if student:
+        try:
+            size = DemoSize(student=get_family(student).name)
+        except MSAError as exc:
+            typer.echo(f"error: --student: {exc}", err=True)
+            raise typer.Exit(2) from None
     console = Console(file=sys.stdout)
     try:
-        result = run_demo(out, fresh=fresh, console=console)
+        result = run_demo(out, fresh=fresh, console=console, size=size)
     except StageFailed as exc:
         console.print(
             f"[red]stage {exc.stage!r} failed[/]; its log is {exc.log_path}. Last lines:", highlight=False
@@ -264,6 +278,13 @@ def paper(
     run: Annotated[
         bool, typer.Option("--run", help="Run the commands in order instead of printing them.")
     ] = False,
+    student: Annotated[
+        str | None,
+        typer.Option(
+            help="Student family whose recipes the commands use: qwen2.5-omni (the paper's, default) or "
+            "qwen3-omni (the 30B-A3B thinker)."
+        ),
+    ] = None,
 ) -> None:
     """The commands reproducing paper tables I-V on real data and GPUs (distil, SFT, GRPO, predict, report)."""
     from msa_core import MSAError
@@ -271,7 +292,7 @@ def paper(
     from msa_thinker.paper import execute, plan, render
 
     try:
-        server, steps = plan(list(tables), set_ or [])
+        server, steps = plan(list(tables), set_ or [], student)
         if run:
             execute(steps, echo=typer.echo)
         else:
@@ -290,13 +311,17 @@ def doctor(
             help="Check that the installed transformers turns audio in a video into audio tokens (a few s).",
         ),
     ] = True,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Also report the student family of this model directory (or Hub id)."),
+    ] = None,
 ) -> None:
     """Check this machine: Python, uv, FFmpeg, the SFT and vLLM environments, CUDA and GPU memory, DeepSpeed,
-    and whether transformers' audio-in-video yields audio tokens. Each line passes or says how to fix it;
-    exits 1 when a check FAILs (a WARN is only needed by some stages)."""
+    and whether transformers' audio-in-video yields audio tokens; with --model, which student family a model is.
+    Each line passes or says how to fix it; exits 1 when a check FAILs (a WARN is only needed by some stages)."""
     from msa_thinker.doctor import FAIL, WARN, run_checks
 
-    results = run_checks(typer.echo, audio=audio)
+    results = run_checks(typer.echo, audio=audio, model=model)
     failed = [r.name for r in results if r.status == FAIL]
     warned = [r.name for r in results if r.status == WARN]
     typer.echo(

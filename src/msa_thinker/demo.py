@@ -1,7 +1,7 @@
 """`msa-thinker demo`: the whole MSA-Thinker pipeline on a CPU in a few minutes, with stand-ins for the big parts.
 
 Synthetic SIMS-style clips stand in for CH-SIMS, a stand-in HTTP teacher for Qwen3-Omni-30B, and a tiny random
-Qwen2.5-Omni thinker for the 7B one; everything else is the real code path: cot-distill generate and export,
+thinker of the student family (Qwen2.5-Omni by default, ``--student qwen3-omni``) for the real student; everything else is the real code path: cot-distill generate and export,
 LLaMA-Factory SFT (in its own environment), Hint-GRPO and plain GRPO on TRL, msa-eval predict and report.
 
 Each stage writes into its own folder under ``--out`` and, when it finishes, a marker ``.stages/<stage>.json``;
@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from msa_core import ConfigError, artifacts, read_jsonl
 from msa_core.outdir import claim_output_dir, clear_own_folder
+from msa_omni.families import DEFAULT_FAMILY, family_of_model, get_family
 
 from msa_thinker.stage_driver import (
     STAGE_DIR,
@@ -59,6 +60,8 @@ class DemoSize:
     """Clips per generate call; batches mix the four small test sets."""
     bootstrap: int = 200
     """Bootstrap resamples in the report (few clips: a small number is plenty)."""
+    student: str = DEFAULT_FAMILY.name
+    """The student family (msa_omni.families) of the tiny thinker the pipeline trains (``demo --student``)."""
     threads: int = 1
     """CPU threads per torch process (OMP_NUM_THREADS, unless already set). The tiny model's ops are too small
     to gain from a second thread, and on a busy machine OpenMP threads spin-waiting for a descheduled partner
@@ -228,8 +231,9 @@ def stage_export(ctx: StageContext) -> str:
 def stage_tiny(ctx: StageContext) -> str:
     from msa_rl.tiny import build_tiny_omni
 
-    build_tiny_omni(ctx.paths.models / "tiny", seed=0)
-    return "tiny random Qwen2.5-Omni thinker + processor"
+    family = get_family(ctx.size.student)
+    build_tiny_omni(ctx.paths.models / "tiny", seed=0, family=family)
+    return f"{family.tiny.about} + processor"
 
 
 def stage_sft(ctx: StageContext) -> str:
@@ -243,6 +247,8 @@ def stage_sft(ctx: StageContext) -> str:
         f"output_dir={out}",
         *ctx.size.sft_overrides,
     ]
+    if ctx.size.student != DEFAULT_FAMILY.name:  # configs/demo/sft.yaml names the default's template
+        overrides.append("template=")  # empty: the model family's own
     # LLaMA-Factory runs in its own environment (.venvs/sft, created on first use); its output goes to the log.
     result = run(prepare(load_sft_config(_config("sft.yaml"), overrides)), echo=ctx.log.write)
     losses = f", loss {result.losses[0]:.2f} → {result.losses[-1]:.2f}" if result.losses else ""
@@ -346,7 +352,7 @@ def stages(paths: DemoPaths) -> list[Stage]:
             resumable=True,
         ),
         Stage("export", "cot-distill export (LLaMA-Factory)", [paths.export], stage_export),
-        Stage("tiny-model", "tiny Qwen2.5-Omni thinker", [m / "tiny"], stage_tiny),
+        Stage("tiny-model", "tiny Omni thinker of the student family", [m / "tiny"], stage_tiny),
         Stage("sft", "cold-start SFT (LLaMA-Factory)", [m / "sft"], stage_sft),
         Stage(
             "hint-grpo", "Hint-GRPO from the SFT model", [m / "hint-grpo"], stage_grpo_hint, resumable=True
@@ -396,9 +402,16 @@ def run_demo(
     console = console or Console(file=sys.stdout)
     size = size or DemoSize()
     paths = DemoPaths(Path(out).resolve())
+    student = get_family(size.student)
     with claim_output_dir(paths.out, "--out"):  # checked before any work; one demo per folder
         if fresh:
             clear_own_folder(paths.out, "the demo", STAGE_DIR)
+        tiny = paths.models / "tiny"
+        if (tiny / "config.json").is_file() and family_of_model(tiny) is not student:
+            raise ConfigError(
+                f"--out {paths.out} holds a demo of the {family_of_model(tiny).name} student, not {student.name}: "
+                "use --fresh or another --out"
+            )
         offline_cpu_environment(size.threads)
         run = run_stages(
             stages(paths),

@@ -175,7 +175,31 @@ def check_audio_in_video() -> Check:
     return Check("audio tokens", PASS, f"transformers {tf}: 1 s of audio in a video gives {n} audio tokens")
 
 
-def run_checks(echo: Callable[[str], None] = print, *, audio: bool = True) -> list[Check]:
+def check_model(model: str) -> Check:
+    """Which student family (msa_omni.families) a model directory or Hub id is, and what the pipeline uses for it."""
+    from msa_core import MSAError
+    from msa_omni import check_thinker_dir
+    from msa_omni.families import family_of_model
+
+    try:
+        check_thinker_dir(model)
+        family = family_of_model(model)
+    except MSAError as exc:
+        return Check(
+            "model", FAIL, f"{model}: {exc}", "give an Omni thinker checkpoint of a supported family"
+        )
+    moe = "; mixture of experts: router aux loss in SFT and GRPO" if family.moe else ""
+    return Check(
+        "model",
+        PASS,
+        f"{model}: {family.display} ({family.name}; LLaMA-Factory template {family.lf_template}, vLLM "
+        f"{family.vllm_architecture}{moe})",
+    )
+
+
+def run_checks(
+    echo: Callable[[str], None] = print, *, audio: bool = True, model: str | None = None
+) -> list[Check]:
     from msa_core.envs import workspace_root
 
     try:
@@ -193,6 +217,8 @@ def run_checks(echo: Callable[[str], None] = print, *, audio: bool = True) -> li
     ]
     if audio:
         checks.append(check_audio_in_video)
+    if model is not None:
+        checks.append(lambda: check_model(model))
     results = []
     for check in checks:
         result = check()

@@ -47,6 +47,10 @@ class Pipeline(BaseModel):
     runs: dict[str, RunSpec] = Field(
         default_factory=dict, description="Table rows: how to train, what to test."
     )
+    students: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per student family (msa_omni.families), the vars that `--student` replaces.",
+    )
 
 
 class Table(BaseModel):
@@ -80,8 +84,11 @@ def _fmt(text: str, variables: dict[str, str], where: str) -> str:
         raise ConfigError(f"{where}: unknown variable {{{exc.args[0]}}} (define it under vars)") from None
 
 
-def plan(tables: list[str | Path], overrides: list[str] | None = None) -> tuple[str, list[Step]]:
-    """(server command, ordered steps) for the given table files; ``overrides`` are ``var=value`` strings."""
+def plan(
+    tables: list[str | Path], overrides: list[str] | None = None, student: str | None = None
+) -> tuple[str, list[Step]]:
+    """(server command, ordered steps) for the given table files; ``student`` picks a student family's vars
+    (the pipeline's ``students``), then ``overrides`` (``var=value`` strings) apply."""
     if not tables:
         raise ConfigError("give at least one table file, e.g. configs/paper/table1.yaml")
     loaded = [(Path(t), _load(Table, Path(t))) for t in tables]
@@ -96,6 +103,15 @@ def plan(tables: list[str | Path], overrides: list[str] | None = None) -> tuple[
         )
     pipe: Pipeline = _load(Pipeline, pipe_path)
     variables = dict(pipe.vars)
+    if student is not None:
+        if student not in pipe.students:
+            raise ConfigError(
+                f"--student {student!r}: {pipe_path} has vars for {', '.join(sorted(pipe.students)) or 'no student'}"
+            )
+        unknown = sorted(set(pipe.students[student]) - set(variables))
+        if unknown:
+            raise ConfigError(f"{pipe_path}, students.{student}: unknown vars {', '.join(unknown)}")
+        variables.update(pipe.students[student])
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or key not in variables:

@@ -96,3 +96,23 @@ def test_tiny_runs_predict_and_grpo_through_the_project_code():
     assert 0 < float(fig["grpo_hf_completion_length"].split()[0]) <= 8
     assert fig["grpo_vllm_step_s"] == fig["predict_vllm_clips_per_s"] == "unavailable (--no-vllm)"
     assert "failed_sections" not in fig
+
+
+@pytest.mark.slow
+def test_dry_run_counts_the_qwen3_omni_30b_a3b_thinker():
+    rc, fig, err = run_script("--model", "qwen3-omni", "--dry-run")
+    assert rc == 0, err
+    assert (
+        fig["model"] == fig["model_family"] == "qwen3-omni"
+        and fig["media_token_ids_match_tokenizer"] == "yes"
+    )
+    assert (fig["text.num_experts"], fig["text.num_experts_per_tok"], fig["text.num_hidden_layers"]) == (
+        "128",
+        "8",
+        "48",
+    )
+    # 48 layers x 128 experts x 3 x 2048 x 768 = 29.0e9 expert weights; ~3e9 active per token
+    assert 29e9 < count(fig, "params_text") < 31e9 and 2.5e9 < count(fig, "params_text_active") < 3.5e9
+    assert count(fig, "params_total") == sum(count(fig, f"params_{p}") for p in ("text", "vision", "audio"))
+    bad = run_script("--model", "llama", "--dry-run")
+    assert bad[0] == 2 and "invalid choice: 'llama'" in bad[2]

@@ -51,9 +51,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [write_clip(root / f"clip{i}.mp4", *spec) for i, spec in enumerate(CLIPS)]
 
 
-@pytest.fixture(scope="module")
-def processor(tiny_model_dir: Path):
-    return load_processor(tiny_model_dir)
+@pytest.fixture(scope="module", params=["qwen2.5-omni", "qwen3-omni"])
+def processor(request: pytest.FixtureRequest):
+    """Each family's tiny processor: the estimate follows its family's token rules."""
+    name = "tiny_model_dir" if request.param == "qwen2.5-omni" else "tiny_qwen3_model_dir"
+    return load_processor(request.getfixturevalue(name))
 
 
 def test_probe_counts_the_decoded_audio_samples(clips: list[Path]) -> None:
@@ -83,7 +85,16 @@ def test_estimate_equals_the_processors_count(name: str, clips: list[Path], proc
         if name == "default":  # SFT's count: the prompt, the answer and its end of turn
             example = omni.encode_example(processor, prompt, clip, answer, settings=settings)
             assert est.total == example["input_ids"].shape[1] > est.prompt, path
-    if name == "thinned":  # 3.3 s: 6 frames thinned to 4, 96x54 resized to 84x56: 2 temporal x 3 x 2 patches
+    qwen3 = type(processor).__name__.startswith("Qwen3")
+    if (
+        name == "thinned" and not qwen3
+    ):  # 3.3 s: 6 frames thinned to 4, 96x54 resized to 84x56: 2 x 3 x 2 patches
         assert estimates[1].video == 2 * 3 * 2
-    if settings.audio_in_video:  # the tiny processor keeps 30 s of audio: 750 tokens at 25 a second
+    if name == "thinned" and qwen3:  # 96x54 resized in 32 px steps to 96x64: 2 temporal x 3 x 2 tokens
+        assert estimates[1].video == 2 * 3 * 2
+    if (
+        settings.audio_in_video and not qwen3
+    ):  # the tiny processor keeps 30 s of audio: 750 tokens at 25 a second
         assert max_audio_samples(processor) == 30 * 16000 and estimates[2].audio == 750
+    if settings.audio_in_video and qwen3:  # no cap: all 33 s, 13 tokens per 100 mel frames (1 s)
+        assert estimates[2].audio > 33 * 12

@@ -1,6 +1,9 @@
 """Runs INSIDE the SFT environment (transformers 5.6, LLaMA-Factory 0.9.5); test_sft.py starts it once.
 
-    .venvs/sft/bin/python tests/msa_rl/sft_env_probe.py MODEL EXPORT_DIR BATCH.pt OUT.json
+    .venvs/sft/bin/python tests/msa_rl/sft_env_probe.py MODEL EXPORT_DIR BATCH.pt OUT.json [TEMPLATE [PATCH]]
+
+TEMPLATE is the model family's LLaMA-Factory template (qwen2_omni by default); PATCH the family's LLaMA-Factory fix
+module, applied first as ``msa-rl sft`` applies it (msa_omni.families).
 
 Writes OUT.json with:
 - ``lf``: LLaMA-Factory's own tokenization (qwen2_omni template, system column, use_audio_in_video) of the export's
@@ -21,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 
-def lf_tokenize(model: str, export: Path) -> dict:
+def lf_tokenize(model: str, export: Path, template: str = "qwen2_omni") -> dict:
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
@@ -32,7 +35,7 @@ def lf_tokenize(model: str, export: Path) -> dict:
                 stage="sft",
                 do_train=True,
                 model_name_or_path=model,
-                template="qwen2_omni",
+                template=template,
                 dataset="msa_cot",
                 dataset_dir=str(export),
                 media_dir=str(export),
@@ -123,9 +126,17 @@ def main() -> None:
     import transformers
 
     model, export, batch_file, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    template = sys.argv[5] if len(sys.argv) > 5 else "qwen2_omni"
+    unpatched = None
+    if len(sys.argv) > 6:  # LLaMA-Factory as it is, then with the family's fix (what msa-rl sft runs)
+        import importlib
+
+        unpatched = lf_tokenize(model, export, template)
+        importlib.import_module(sys.argv[6]).apply()
     result = {
         "transformers": transformers.__version__,
-        "lf": lf_tokenize(model, export),
+        "lf_unpatched": unpatched,
+        "lf": lf_tokenize(model, export, template),
         "omni": omni_example(model, export),
         "handoff_loss": handoff_loss(model, batch_file),
         "frames": frame_sampling(export),

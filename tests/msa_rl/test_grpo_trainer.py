@@ -621,3 +621,49 @@ def test_resume_continues_from_the_saved_step(tiny_model_dir: Path, grpo_clips: 
     shutil.rmtree(out / "checkpoint-3")
     run_grpo(r.model_copy(update={"resume": "never", "max_steps": 1}))
     assert [line["step"] for line in read_metrics(out)] == [1]
+
+
+# -------------------------------------------------------------------------------- a mixture-of-experts student
+def test_qwen3_moe_gets_media_and_router_loss_in_every_loss_forward(
+    tiny_qwen3_model_dir: Path, grpo_clips: Path, tmp_path: Path
+) -> None:
+    """The tiny Qwen3-Omni MoE thinker: every forward under grad carries video, audio, use_audio_in_video and asks for
+    router logits; TRL adds router_aux_loss_coef (the config's 0.001) x the load-balancing loss, logged > 0. The
+    same recipe with router_aux_loss_coef=0 asks for none (the switch is effective)."""
+    seen: list[dict] = []
+
+    def probe(_module, _args, kwargs):
+        if torch.is_grad_enabled():
+            seen.append(
+                {
+                    "video": kwargs.get("pixel_values_videos") is not None,
+                    "audio": kwargs.get("input_features") is not None,
+                    "aiv": kwargs.get("use_audio_in_video"),
+                    "router": kwargs.get("output_router_logits"),
+                }
+            )
+
+    runs = {}
+    for coef in (None, 0.0):
+        trainer = build_trainer(
+            recipe(
+                tiny_qwen3_model_dir,
+                grpo_clips,
+                tmp_path / str(coef),
+                max_steps=1,
+                limit=2,
+                max_completion_length=8,
+                router_aux_loss_coef=coef,
+            )
+        )
+        seen.clear()
+        handle = trainer.model.register_forward_pre_hook(probe, with_kwargs=True)
+        trainer.train()
+        handle.remove()
+        logged = [h for h in trainer.state.log_history if "loss" in h]
+        runs[coef] = (list(seen), logged[0])
+    forwards, logs = runs[None]
+    assert forwards and all(s["video"] and s["audio"] and s["aiv"] is True and s["router"] for s in forwards)
+    assert logs["aux_loss"] > 0
+    forwards, logs = runs[0.0]
+    assert forwards and not any(s["router"] for s in forwards) and "aux_loss" not in logs

@@ -392,3 +392,103 @@ def test_lora_recipe_trains_merges_and_the_merged_model_predicts(
     assert len(rows) == 2 and all(r["raw_output"] is not None for r in rows)
     used = json.loads((tmp_path / "pred" / "predict.json").read_text())["datasets"]["sims"]
     assert (used["max_frames"], used["video_size"]) == (16, [56, 56])  # from the merged model's media.json
+
+
+def test_template_of_another_family_and_a_moe_hub_id_are_refused(
+    tmp_path: Path, tiny_qwen3_model_dir: Path, lf_export: Path
+) -> None:
+    from msa_rl.sft_recipe import validate
+
+    wrong = _demo(tiny_qwen3_model_dir, lf_export, tmp_path / "a")  # the demo recipe names qwen2_omni
+    with pytest.raises(
+        ConfigError, match=r"'qwen2_omni' is the Qwen2\.5-Omni template, but model .* Qwen3-Omni"
+    ):
+        validate(wrong)
+    hub = load_sft_config(None, ["model=Qwen/Qwen3-Omni-30B-A3B-Instruct", f"data={lf_export}"])
+    from msa_rl.moe import check_router_aux
+
+    with pytest.raises(ConfigError, match="needs a local checkpoint"):
+        check_router_aux(hub.model, hub.router_aux_loss_coef, moe=True, local=False)
+    check_router_aux(hub.model, 0.0, moe=True, local=False)  # router loss off: a Hub id is fine
+
+
+# ------------------------------------------------------ the Qwen3-Omni (MoE) student: one run, its handoff
+@pytest.fixture(scope="module")
+def qwen3_sft_run(tiny_qwen3_model_dir: Path, lf_export: Path, tmp_path_factory: pytest.TempPathFactory):
+    """LLaMA-Factory SFT of the tiny Qwen3-Omni thinker, 2 steps, template and router loss from its family."""
+    out = tmp_path_factory.mktemp("sft-qwen3") / "run"
+    config = _demo(
+        tiny_qwen3_model_dir,
+        lf_export,
+        out,
+        "template=",
+        "max_steps=2",
+        "per_device_train_batch_size=3",
+        "learning_rate=1e-3",
+        "logging_steps=1",
+    )
+    plan = prepare(config)
+    lines: list[str] = []
+    return plan, run(plan, echo=lines.append)
+
+
+@pytest.mark.slow
+def test_qwen3_sft_with_its_template_router_loss_and_llamafactory_fix(
+    qwen3_sft_run, lf_export: Path, tmp_path: Path
+) -> None:
+    """The family picks LLaMA-Factory's qwen3_omni template; the router's load-balancing loss is on while training
+    (the base model view) and off in the saved checkpoint; LLaMA-Factory's tokens of a record, with the family's fix
+    applied as msa-rl sft applies it, equal msa_omni's, and without it they do not (its audio-in-video layout)."""
+    import torch
+    from msa_omni import io as omni
+    from msa_omni.families import get_family
+
+    plan, result = qwen3_sft_run
+    family = get_family("qwen3-omni")
+    lf = yaml.safe_load(plan.llamafactory_yaml.read_text())
+    assert lf["template"] == "qwen3_omni"
+    view = json.loads((Path(lf["model_name_or_path"]) / "config.json").read_text())
+    assert view["text_config"]["output_router_logits"] is True
+    assert plan.env["MSA_THINKER_LF_PATCH"] == family.lf_patch
+    assert len(result.losses) == 2 and all(math.isfinite(x) for x in result.losses)
+    saved = json.loads((result.output_dir / "config.json").read_text())
+    assert saved["model_type"] == family.thinker_model_type
+    assert saved["text_config"]["output_router_logits"] is False
+
+    model, processor = omni.load_thinker(result.output_dir)
+    record = json.loads((lf_export / "msa_cot.json").read_text())[0]
+    prompt = Prompt(
+        system=record["system"], user=record["messages"][0]["content"].removeprefix("<video><audio>")
+    )
+    batch = omni.encode_example(
+        processor, prompt, omni.clip_media(lf_export / record["videos"][0]), record["messages"][1]["content"]
+    )
+    with torch.no_grad():
+        loss_default = model(**omni.model_forward_kwargs(batch)).loss.item()
+    torch.save(dict(batch), tmp_path / "batch.pt")
+    env_path = envs.ensure_sft_env(quiet=True)
+    out = tmp_path / "probe.json"
+    proc = subprocess.run(
+        [
+            str(envs.sft_python(env_path)),
+            str(PROBE),
+            str(result.output_dir),
+            str(lf_export),
+            str(tmp_path / "batch.pt"),
+            str(out),
+            family.lf_template,
+            family.lf_patch,
+        ],
+        capture_output=True,
+        text=True,
+        env=envs.sft_child_env(env_path),
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probe = json.loads(out.read_text())
+    ours = batch["input_ids"][0].tolist()
+    assert probe["lf"]["input_ids"] == ours and probe["lf"]["labels"] == batch["labels"][0].tolist()
+    assert probe["lf_unpatched"]["input_ids"] != ours  # the fix is what makes them equal
+    assert sorted(probe["lf_unpatched"]["input_ids"]) == sorted(ours)  # same tokens, another order
+    assert probe["omni"]["input_ids"] == ours and probe["omni"]["audio_tokens"] > 0
+    assert abs(probe["handoff_loss"] - loss_default) < 1e-5

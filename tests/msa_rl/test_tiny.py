@@ -80,3 +80,17 @@ def test_cli_hidden_128_gives_head_dim_32_for_vllm(tmp_path: Path) -> None:
     assert sum(text["rope_parameters"]["mrope_section"]) == 16
     bad = runner.invoke(app, ["tiny-model", str(tmp_path / "bad"), "--hidden", "96"])
     assert bad.exit_code == 2 and "multiple of 64" in bad.output
+
+
+def test_cli_family_option(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["tiny-model", str(tmp_path / "x"), "--family", "llama"])
+    assert (
+        bad.exit_code == 2 and "unknown model family 'llama'" in bad.output and not (tmp_path / "x").exists()
+    )
+    good = runner.invoke(app, ["tiny-model", str(tmp_path / "q3"), "--family", "qwen3-omni"])
+    assert good.exit_code == 0 and "Qwen3-Omni MoE thinker (4 experts, top-2)" in good.output
+    config = json.loads((tmp_path / "q3" / "config.json").read_text())
+    assert (
+        config["model_type"] == "qwen3_omni_moe_thinker" and config["text_config"]["num_experts_per_tok"] == 2
+    )

@@ -67,3 +67,11 @@ def test_no_audio_tokens_is_a_failure(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(msa_omni, "encode_prompt", silent)
     check = D.check_audio_in_video()
     assert check.status == D.FAIL and "no audio tokens" in check.detail and "uv sync --locked" in check.fix
+
+
+def test_doctor_reports_a_model_directorys_family(tiny_qwen3_model_dir, tmp_path):
+    ok = D.check_model(str(tiny_qwen3_model_dir))
+    assert ok.status == D.PASS and "Qwen3-Omni (qwen3-omni; LLaMA-Factory template qwen3_omni" in ok.detail
+    assert "mixture of experts" in ok.detail
+    bad = D.check_model(str(tmp_path))
+    assert bad.status == D.FAIL and "no config.json" in bad.detail

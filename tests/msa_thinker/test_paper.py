@@ -99,3 +99,20 @@ def test_cli_prints_a_script_with_the_teacher_server_first():
     assert result.output.startswith("#!/usr/bin/env bash")
     assert "cot-distill serve" in result.output.split("cot-distill generate")[0]
     assert result.output == render(*plan([ROOT / "configs/paper/table3.yaml"]))
+
+
+def test_student_qwen3_omni_uses_its_recipes_and_an_unknown_student_is_named():
+    _, steps = plan(TABLES, student="qwen3-omni")
+    cmds = [c for s in steps for c in s.commands]
+    configs = [v for c in cmds for f, v in itertools.pairwise(shlex.split(c)) if f == "--config"]
+    trained = [v for v in configs if "/sft/" in v or "/grpo/" in v]
+    assert len(trained) == 4 and all("qwen3-omni-30b-a3b-thinker" in v for v in trained)
+    assert all((ROOT / v).is_file() for v in configs)
+    assert any("--set model=models/Qwen3-Omni-30B-A3B-Instruct" in c for c in cmds)
+    assert _commands(TABLES) == [c for s in plan(TABLES, student="qwen2.5-omni")[1] for c in s.commands]
+    result = CliRunner().invoke(app, ["paper", str(TABLES[0]), "--student", "llama"])
+    assert (
+        result.exit_code == ConfigError.exit_code
+        and "--student 'llama'" in result.output
+        and "qwen3-omni" in result.output
+    )

@@ -51,6 +51,8 @@ class MediaTokenRules:
     """Tokens of a number of mel frames (hop 160 at 16 kHz)."""
     audio_capped: bool = True
     """The processor keeps only its feature extractor's ``n_samples`` of audio (else all of it)."""
+    mel_frames_floor: bool = False
+    """Mel frames are ``samples // 160`` (audio not padded to the extractor's length) instead of rounding up."""
 
     @property
     def factor(self) -> int:
@@ -93,7 +95,8 @@ def audio_tokens(
     """Audio tokens of ``n_samples`` samples at 16 kHz (about 25 a second by default); ``max_samples`` is the
     processor's cap (None: none)."""
     kept = n_samples if max_samples is None or not rules.audio_capped else min(n_samples, max_samples)
-    return rules.audio_tokens(math.ceil(kept / MEL_HOP))
+    mel = kept // MEL_HOP if rules.mel_frames_floor else math.ceil(kept / MEL_HOP)
+    return rules.audio_tokens(mel)
 
 
 @dataclass(frozen=True)

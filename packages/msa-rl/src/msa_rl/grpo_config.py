@@ -162,6 +162,12 @@ class GRPORecipe(BaseModel):
         "grpo", description="TRL loss aggregation ('grpo': per-sequence mean, as in the paper's eq. 6)."
     )
     epsilon: float = Field(0.2, gt=0, description="PPO clipping range.")
+    router_aux_loss_coef: float | None = Field(
+        None,
+        ge=0,
+        description="Mixture-of-experts students only: weight of the router's load-balancing loss added to the "
+        "GRPO loss (None: the model config's own router_aux_loss_coef; 0: off). Other students: leave None.",
+    )
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="Advantage std normalisation."
     )
@@ -353,6 +359,7 @@ def to_trl_args(recipe: GRPORecipe, **extra: Any):
         max_grad_norm=recipe.max_grad_norm,
         loss_type=recipe.loss_type,
         epsilon=recipe.epsilon,
+        router_aux_loss_coef=recipe.router_aux_loss_coef,
         scale_rewards=recipe.scale_rewards,
         per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,

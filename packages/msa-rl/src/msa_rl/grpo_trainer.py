@@ -629,15 +629,22 @@ class HintGRPOTrainer(GRPOTrainer):
             )
         batch_size = batch_size or input_ids.size(0)
         unwrapped = self.accelerator.unwrap_model(model)
-        logps, entropies = [], []
+        logps, entropies, aux_losses = [], [], []
         for start in range(0, input_ids.size(0), batch_size):
             ids = input_ids[start : start + batch_size]
             mask = attention_mask[start : start + batch_size]
             media = collate_media(rows[start : start + batch_size], ids.device, unwrapped.dtype)
             if "pixel_values_videos" in media and "input_features" in media:
                 media["use_audio_in_video"] = True
+            if (
+                compute_aux_loss
+            ):  # a mixture-of-experts family: TRL adds router_aux_loss_coef x this to the loss
+                media["output_router_logits"] = True
             with self.accelerator.autocast(), completion_logits_only(unwrapped, logits_to_keep):
-                logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **media).logits
+                outputs = model(input_ids=ids, attention_mask=mask, use_cache=False, **media)
+            logits = outputs.logits
+            if compute_aux_loss:
+                aux_losses.append(outputs.aux_loss)
             logits = logits.float() / self.temperature
             logps.append(selective_log_softmax(logits, ids[:, -logits_to_keep:]))
             if compute_entropy:
@@ -645,7 +652,7 @@ class HintGRPOTrainer(GRPOTrainer):
                 with nullcontext() if self._entropy_bonus_enabled else torch.no_grad():
                     entropies.append(entropy_from_logits(logits))
         entropy = torch.cat(entropies) if compute_entropy else None
-        aux = torch.zeros((), device=input_ids.device) if compute_aux_loss else None
+        aux = torch.stack(aux_losses).mean() if compute_aux_loss else None
         return torch.cat(logps), entropy, aux
 
     # -- logging and resume --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ checkpoint (thinker + processor) that the default environment loads for GRPO.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 import subprocess
@@ -24,6 +25,7 @@ import yaml
 from msa_core import ConfigError, JsonlAppender, MSAError, artifacts, envs
 from msa_core.outdir import claim_output_dir
 
+from msa_rl.moe import router_aux_view, router_logits_off
 from msa_rl.sft_recipe import (
     ExportSummary,
     SFTConfig,
@@ -31,13 +33,17 @@ from msa_rl.sft_recipe import (
     llamafactory_args,
     load_sft_config,
     merge_args,
+    model_family,
     resolve_deepspeed,
+    uses_router_aux,
     validate,
     write_kept_datasets,
     write_resolved,
 )
 
 LORA_ADAPTER_DIR = "lora-adapter"
+# Holds the sitecustomize.py that applies a family's LLaMA-Factory fix at interpreter start (msa_rl.lf_site).
+LF_SITE_DIR = Path(__file__).with_name("lf_site")
 
 
 # ----------------------------------------------------------------------------------------------------- running
@@ -53,6 +59,7 @@ class SFTPlan:
     command: list[str]
     env: dict[str, str]
     merge_command: list[str] | None = None  # LoRA: merge the adapter into output_dir after training
+    router_aux: bool = False  # trained with the router loss on: switched off in the checkpoint afterwards
 
     @property
     def commands(self) -> list[list[str]]:
@@ -84,11 +91,17 @@ def prepare(config: SFTConfig) -> SFTPlan:
     train_dir = output_dir / LORA_ADAPTER_DIR if config.finetuning_type == "lora" else output_dir
     lf_yaml = output_dir / artifacts.LLAMAFACTORY_YAML
     dataset_dir = write_kept_datasets(summary, output_dir) if summary.dropped else None
-    _write_yaml(lf_yaml, llamafactory_args(config, data_dir, train_dir, deepspeed, dataset_dir))
+    moe_family = uses_router_aux(config)
+    base = None
+    if moe_family is not None:  # a mixture of experts: its router loss on (msa_rl.moe)
+        base = router_aux_view(
+            Path(config.model).expanduser().resolve(), config.router_aux_loss_coef, output_dir
+        )
+    _write_yaml(lf_yaml, llamafactory_args(config, data_dir, train_dir, deepspeed, dataset_dir, base))
     merge_command = None
     if config.finetuning_type == "lora":
         merge_yaml = output_dir / artifacts.LLAMAFACTORY_MERGE_YAML
-        _write_yaml(merge_yaml, merge_args(config, train_dir, output_dir))
+        _write_yaml(merge_yaml, merge_args(config, train_dir, output_dir, base))
         merge_command = envs.run_command(["llamafactory-cli", "export", str(merge_yaml)])
     env_path = envs.sft_env_path(root, config.sft_env)
     env = envs.sft_child_env(env_path)
@@ -99,8 +112,12 @@ def prepare(config: SFTConfig) -> SFTPlan:
     )
     if config.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the CUDA torch build on a GPU-less (or GPU-hidden) run
+    family = model_family(config)
+    if family is not None and family.lf_patch:  # the family's LLaMA-Factory fix, in every LF process
+        env["MSA_THINKER_LF_PATCH"] = family.lf_patch
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LF_SITE_DIR), env.get("PYTHONPATH", "")) if p)
     command = envs.run_command(["llamafactory-cli", "train", str(lf_yaml)])
-    return SFTPlan(config, root, output_dir, lf_yaml, env_path, command, env, merge_command)
+    return SFTPlan(config, root, output_dir, lf_yaml, env_path, command, env, merge_command, base is not None)
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
@@ -192,6 +209,8 @@ def run(plan: SFTPlan, *, echo: Callable[[str], None] | None = None, force: bool
                 raise
             if code != 0:
                 raise MSAError(f"LLaMA-Factory ({command[-2]}) exited with status {code}; see {log_path}")
+    if plan.router_aux:
+        router_logits_off(plan.output_dir)
     return SFTResult(plan.output_dir, losses, runtime, time.time() - t0)
 
 

@@ -18,6 +18,8 @@ from msa_omni import check_thinker_dir
 from msa_omni.families import DEFAULT_FAMILY, FAMILIES, family_of_hub_id, family_of_model
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from msa_rl.moe import check_router_aux
+
 
 class SFTConfig(BaseModel):
     """An SFT recipe. Paths are relative to the current directory (``deepspeed`` also to the workspace root)."""
@@ -50,6 +52,12 @@ class SFTConfig(BaseModel):
     template: str = Field(
         "",
         description="LLaMA-Factory chat template (must match the model); empty: the model family's own.",
+    )
+    router_aux_loss_coef: float | None = Field(
+        None,
+        ge=0,
+        description="Mixture-of-experts students only (msa_rl.moe): the router's load-balancing loss weight "
+        "(None: the model config's own; 0: off, as LLaMA-Factory alone would train). Other students: ignored.",
     )
     finetuning_type: Literal["full", "lora", "freeze"] = Field(
         "full", description="Full fine-tune, LoRA or freeze."
@@ -210,6 +218,13 @@ def validate(config: SFTConfig) -> ExportSummary:
     """Every check that can fail before LLaMA-Factory starts: model, data, media, deepspeed, FFmpeg."""
     check_thinker_dir(config.model)
     check_template(config)
+    model = Path(config.model).expanduser()
+    check_router_aux(
+        config.model,
+        config.router_aux_loss_coef,
+        moe=uses_router_aux(config) is not None,
+        local=model.exists(),
+    )
     datasets = _dataset_names(config.dataset)
     if not datasets:
         raise ConfigError("dataset: give at least one dataset name from the export's dataset_info.json")
@@ -285,12 +300,25 @@ _OPTIONAL_KEYS = {
 }
 
 
+def model_family(config: SFTConfig):
+    """The recipe model's family (msa_omni.families): from a local checkpoint, or a known Hub id; else None."""
+    model = Path(config.model).expanduser()
+    return family_of_model(model) if model.exists() else family_of_hub_id(config.model)
+
+
+def uses_router_aux(config: SFTConfig):
+    """The model's family when it is a mixture of experts whose router loss the recipe turns on, else None."""
+    if config.router_aux_loss_coef == 0:
+        return None
+    family = model_family(config)
+    return family if family is not None and family.moe else None
+
+
 def check_template(config: SFTConfig) -> None:
     """A template of another family than the model's would train on the wrong tokens: ConfigError."""
     if not config.template:
         return
-    model = Path(config.model).expanduser()
-    family = family_of_model(model) if model.exists() else family_of_hub_id(config.model)
+    family = model_family(config)
     owner = next((f for f in FAMILIES.values() if f.lf_template == config.template), None)
     if family is not None and owner is not None and owner is not family:
         raise ConfigError(
@@ -310,14 +338,16 @@ def llamafactory_args(
     output_dir: Path,
     deepspeed: Path | None = None,
     dataset_dir: Path | None = None,
+    model_dir: Path | None = None,
 ) -> dict[str, Any]:
     """LLaMA-Factory's ``train`` arguments for a recipe (absolute paths); ``dataset_dir`` holds the dataset
-    files when they are not the export's own (after the preflight dropped clips)."""
+    files when they are not the export's own (after the preflight dropped clips); ``model_dir`` replaces the
+    recipe's model (the router-loss view of a mixture-of-experts student, ``msa_rl.moe``)."""
     model = Path(config.model).expanduser()
     args: dict[str, Any] = {
         "stage": "sft",
         "do_train": True,
-        "model_name_or_path": str(model.resolve()) if model.exists() else config.model,
+        "model_name_or_path": str(model_dir or (model.resolve() if model.exists() else config.model)),
         "trust_remote_code": False,
         "template": lf_template(config),
         "finetuning_type": config.finetuning_type,
@@ -379,11 +409,13 @@ def llamafactory_args(
     return {**args, **config.llamafactory}
 
 
-def merge_args(config: SFTConfig, adapter_dir: Path, output_dir: Path) -> dict[str, Any]:
+def merge_args(
+    config: SFTConfig, adapter_dir: Path, output_dir: Path, model_dir: Path | None = None
+) -> dict[str, Any]:
     """LLaMA-Factory ``export`` arguments that merge a LoRA adapter into a full thinker checkpoint."""
     model = Path(config.model).expanduser()
     return {
-        "model_name_or_path": str(model.resolve()) if model.exists() else config.model,
+        "model_name_or_path": str(model_dir or (model.resolve() if model.exists() else config.model)),
         "adapter_name_or_path": str(adapter_dir),
         "template": lf_template(config),
         "finetuning_type": "lora",

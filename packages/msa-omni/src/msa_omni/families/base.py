@@ -68,7 +68,15 @@ class ModelFamily:
     """A mixture-of-experts text model: training adds the router's load-balancing loss (``router_aux_loss``)."""
     full_config_extras: dict[str, Any] = field(default_factory=dict)
     """Extra keys of the full config vLLM reads besides the thinker's."""
+    lf_patch: str | None = None
+    """A module whose ``apply()`` fixes LLaMA-Factory for this family; ``msa-rl sft`` runs it in LLaMA-Factory's
+    processes (``msa_rl.lf_site``)."""
     newer_audio_switch: Callable[[], bool] = lambda: False
+    reference_shapes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The reference thinker's shapes (text/vision/audio configs, thinker keys; no token ids) for
+    bench/gpu_smoke.py, which builds it with random weights (or on the meta device)."""
+    reference_token_id_fields: tuple[str, ...] = ()
+    """Thinker-config fields naming tokens, taken from the tiny config for the same tokenizer."""
     """Whether the installed processor takes the newer audio-in-video form (the switch test reads it)."""
 
     @property

@@ -246,6 +246,68 @@ def build_config(tokenizer, hidden: int, layers: int):
     )
 
 
+# The real Qwen2.5-Omni-7B thinker's shapes for bench/gpu_smoke.py (Qwen/Qwen2.5-Omni-7B config.json, "thinker_config"); token ids are not here:
+# they come from the tokenizer in use. 8.93e9 parameters: text 7.62e9, vision 0.68e9, audio 0.64e9.
+REFERENCE_SHAPES = {
+    "text_config": dict(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,  # head_dim 3584 / 28 = 128
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
+        use_sliding_window=False,
+        sliding_window=32768,
+        max_window_layers=28,
+        tie_word_embeddings=False,
+        attention_dropout=0.0,
+    ),
+    "vision_config": dict(
+        depth=32,
+        hidden_size=1280,
+        intermediate_size=3420,
+        num_heads=16,
+        in_channels=3,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=112,
+        out_hidden_size=3584,
+        fullatt_block_indexes=[7, 15, 23, 31],
+        hidden_act="silu",
+    ),
+    "audio_config": dict(
+        num_mel_bins=128,
+        encoder_layers=32,
+        encoder_attention_heads=20,
+        encoder_ffn_dim=5120,
+        d_model=1280,
+        max_source_positions=1500,
+        n_window=100,
+        output_dim=3584,
+        activation_function="gelu",
+    ),
+    "thinker": dict(position_id_per_seconds=25, seconds_per_chunk=2, tie_word_embeddings=False),
+}
+# Fields of the thinker config that name tokens (bench/gpu_smoke.py copies them from the tiny config).
+REFERENCE_TOKEN_ID_FIELDS = (
+    "audio_token_index",
+    "image_token_index",
+    "video_token_index",
+    "audio_start_token_id",
+    "audio_end_token_id",
+    "vision_start_token_id",
+    "vision_end_token_id",
+    "user_token_id",
+    "pad_token_id",
+    "eos_token_id",
+)
+
+
 FAMILY = ModelFamily(
     name="qwen2.5-omni",
     display="Qwen2.5-Omni",
@@ -265,6 +327,8 @@ FAMILY = ModelFamily(
     vllm_mm_processor_kwargs=vllm_mm_processor_kwargs,
     token_rules=MediaTokenRules(),  # the Qwen2-VL / Whisper defaults
     newer_audio_switch=processor_takes_audio_indices,
+    reference_shapes=REFERENCE_SHAPES,
+    reference_token_id_fields=REFERENCE_TOKEN_ID_FIELDS,
     tiny=TinyParts(
         special_tokens=TINY_SPECIAL_TOKENS,
         model_specific_tokens=TINY_MODEL_SPECIFIC_TOKENS,

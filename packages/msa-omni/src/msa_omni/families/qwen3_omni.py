@@ -7,7 +7,8 @@ entry and the tiny model's family part.
   adds the router's load-balancing loss (``router_aux_loss_coef``, read from the config);
 - vLLM registers it as the full ``Qwen3OmniMoeForConditionalGeneration`` (thinker weights under ``thinker.``);
 - media tokens: 16-px patches merged 2x2 (32 px a token), the audio encoder's chunked downsampling (13 tokens per
-  100 mel frames, ~12.5 a second), and no audio cap (the processor pads to the longest, never truncates).
+  100 mel frames, ~12.5 a second), and no audio cap (the processor pads to the longest, never truncates, so a
+  clip has ``samples // 160`` mel frames).
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ TINY_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-# 16-px patches merged 2x2: a 64x64 frame is 2x2 tokens per temporal grid.
-TINY_PIXELS = {"shortest_edge": 32 * 32, "longest_edge": 64 * 64}
+# The saved video size equals msa_core's default MediaSettings bounds: LLaMA-Factory calls the processor without
+# per-call sizes, so only then does SFT see the frames at the size every other stage asks for. (16-px patches
+# merged 2x2: at these bounds a 64x64 frame becomes 32x32, one token per temporal grid; --video-size 64x64 gives 4.)
+TINY_PIXELS = {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
 # vLLM's CPU attention needs head_dim >= 32; Qwen3's head_dim is its own setting, so one tiny model serves both.
 TINY_HEAD_DIM = 32
 TINY_EXPERTS, TINY_TOP_K = 4, 2
@@ -201,7 +204,10 @@ def build_config(tokenizer, hidden: int, layers: int):
         temporal_patch_size=2,
         out_hidden_size=hidden,
         num_position_embeddings=16,  # a 4x4 grid of learned positions, interpolated to each frame's grid
-        image_size=64,  # vLLM reads the grid side as image_size // patch_size (= sqrt(num_position_embeddings))
+        # vLLM reads the grid side as image_size // patch_size (= sqrt(num_position_embeddings)) and adds the
+        # learned positions only when told to (transformers always does): both as in the real config.
+        image_size=64,
+        apply_vit_abs_pos_embed=True,
         deepstack_visual_indexes=[0],
         hidden_act="gelu_pytorch_tanh",
     )
@@ -239,6 +245,82 @@ def build_config(tokenizer, hidden: int, layers: int):
     )
 
 
+# The Qwen3-Omni-30B-A3B-Instruct thinker's shapes for bench/gpu_smoke.py (its config.json "thinker_config", as
+# published; token ids are not here: they come from the tokenizer in use). A 48-layer MoE text model (128 experts,
+# 8 active, ~3B of its ~30B parameters per token), a 27-block vision tower with deepstack, a 32-layer audio encoder.
+REFERENCE_SHAPES = {
+    "text_config": dict(
+        vocab_size=152064,
+        hidden_size=2048,
+        intermediate_size=768,
+        num_hidden_layers=48,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=128,
+        hidden_act="silu",
+        max_position_embeddings=65536,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 1_000_000.0,
+            "mrope_section": [24, 20, 20],
+            "interleaved": True,
+            "mrope_interleaved": True,
+        },
+        num_experts=128,
+        num_experts_per_tok=8,
+        moe_intermediate_size=768,
+        decoder_sparse_step=1,
+        norm_topk_prob=True,
+        router_aux_loss_coef=0.001,
+        tie_word_embeddings=False,
+        attention_dropout=0.0,
+    ),
+    "vision_config": dict(
+        depth=27,
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_heads=16,
+        in_channels=3,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=2048,
+        num_position_embeddings=2304,
+        deepstack_visual_indexes=[8, 16, 24],
+        hidden_act="gelu_pytorch_tanh",
+    ),
+    "audio_config": dict(
+        num_mel_bins=128,
+        encoder_layers=32,
+        encoder_attention_heads=20,
+        encoder_ffn_dim=5120,
+        d_model=1280,
+        max_source_positions=1500,
+        n_window=N_WINDOW,
+        n_window_infer=800,
+        conv_chunksize=500,
+        downsample_hidden_size=480,
+        output_dim=2048,
+    ),
+    "thinker": dict(
+        position_id_per_seconds=POSITION_ID_PER_SECONDS, seconds_per_chunk=2, tie_word_embeddings=False
+    ),
+}
+REFERENCE_TOKEN_ID_FIELDS = (
+    "audio_token_id",
+    "image_token_id",
+    "video_token_id",
+    "audio_start_token_id",
+    "audio_end_token_id",
+    "vision_start_token_id",
+    "vision_end_token_id",
+    "user_token_id",
+    "pad_token_id",
+    "eos_token_id",
+)
+
+
 FAMILY = ModelFamily(
     name="qwen3-omni",
     display="Qwen3-Omni",
@@ -257,7 +339,12 @@ FAMILY = ModelFamily(
     audio_in_video_kwargs=audio_in_video_kwargs,
     vllm_mm_processor_kwargs=vllm_mm_processor_kwargs,
     token_rules=MediaTokenRules(
-        patch=16, merge=2, temporal_patch=2, audio_tokens=chunked_audio_tokens, audio_capped=False
+        patch=16,
+        merge=2,
+        temporal_patch=2,
+        audio_tokens=chunked_audio_tokens,
+        audio_capped=False,
+        mel_frames_floor=True,
     ),
     tiny=TinyParts(
         special_tokens=TINY_SPECIAL_TOKENS,
@@ -268,4 +355,7 @@ FAMILY = ModelFamily(
         about=f"tiny random Qwen3-Omni MoE thinker ({TINY_EXPERTS} experts, top-{TINY_TOP_K})",
     ),
     moe=True,
+    lf_patch="msa_omni.families.qwen3_omni_llamafactory",
+    reference_shapes=REFERENCE_SHAPES,
+    reference_token_id_fields=REFERENCE_TOKEN_ID_FIELDS,
 )
