@@ -8,8 +8,10 @@ import shlex
 import stat
 from pathlib import Path
 
+import pytest
 from cot_distill.cli import app
 from cot_distill.serve import ServeOptions, serve_command
+from msa_core import ConfigError
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -127,4 +129,6 @@ def test_cpu_command_is_the_gpu_one_from_the_vllm_cpu_env(tmp_path):
     assert cpu[2:6] == ["-m", "vllm.entrypoints.openai.api_server", "--model", gpu[5]]
     assert cpu[6:] == [*gpu[6:], "--enforce-eager"]  # -tp 1 by default on a CPU
     bad = runner.invoke(app, ["serve", "--data-root", str(tmp_path), "--cpu", "--cpu-kv-cache-gib", "0"])
-    assert bad.exit_code == 1 and "--cpu-kv-cache-gib must be at least 1" in bad.output
+    assert bad.exit_code == 2 and "--cpu-kv-cache-gib" in bad.output  # typer's range check names the option
+    with pytest.raises(ConfigError, match="--cpu-kv-cache-gib must be at least 1"):  # the API checks it too
+        serve_command(ServeOptions(data_root=tmp_path, cpu=True, cpu_kv_cache_gib=0))

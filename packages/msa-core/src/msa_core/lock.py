@@ -96,8 +96,12 @@ class OutputLock:
         option: str = "--out",
         command: str | None = None,
         warn: Callable[[str], None] = _warn,
+        remove_if_empty: bool = False,
     ):
         self.folder = Path(folder)
+        # A folder this job created only to hold its lock goes again when the job ends before writing anything
+        # (a refusal after the lock leaves no empty folder behind).
+        self.remove_if_empty = remove_if_empty
         self.option = option
         self.command = command or current_command()
         self.warn = warn
@@ -173,6 +177,9 @@ class OutputLock:
         with contextlib.suppress(OSError):  # before unlocking: a waiter then sees a new file (inode check)
             self.path.unlink(missing_ok=True)
         handle.close()
+        if self.remove_if_empty:
+            with contextlib.suppress(OSError):  # not empty (or gone): it stays as it is
+                self.folder.rmdir()
 
     def __enter__(self) -> OutputLock:
         return self.acquire()

@@ -90,7 +90,10 @@ def claim_output_dir(path: str | Path, option: str = "--out", *, command: str | 
     A context manager: ``with claim_output_dir(out, "--out"): ...``. See msa_core.lock."""
     from msa_core.lock import OutputLock
 
-    return OutputLock(ensure_writable_dir(path, option), option=option, command=command)
+    existed = Path(path).exists()
+    return OutputLock(
+        ensure_writable_dir(path, option), option=option, command=command, remove_if_empty=not existed
+    )
 
 
 def clear_own_folder(path: str | Path, made_by: str, marker: str, option: str = "--out") -> None:
