@@ -284,7 +284,18 @@ def install_stand_ins(model, processor, media_for) -> Counter:
         calls["clip_media"] += 1
         return media_for(Path(video_path))
 
-    for name, new in (("load_thinker", load_thinker), ("clip_media", clip_media)):
+    real_check_hub = omni.check_hub_model
+
+    def check_hub_model(model_id, **kwargs):  # MODEL_ID is in memory, not on the Hub: nothing to look up
+        if str(model_id) != MODEL_ID:
+            real_check_hub(model_id, **kwargs)
+
+    stand_ins = (
+        ("load_thinker", load_thinker),
+        ("clip_media", clip_media),
+        ("check_hub_model", check_hub_model),
+    )
+    for name, new in stand_ins:
         if _patch_everywhere(name, getattr(omni, name), new) == 0:
             raise RuntimeError(f"stand-in {name}: no loaded module holds the original (the code moved?)")
     return calls
