@@ -69,4 +69,6 @@ def test_qwen3_predict_backends_agree(probe: dict) -> None:
     assert [until_eos(x) for x in probe["completion_ids"]["vllm"]] == [
         until_eos(x) for x in probe["completion_ids"]["hf"]
     ]
-    assert probe["answers"]["vllm"] == probe["answers"]["hf"]
+    # The same tokens decode alike, except that a random model's stray byte tokens (an incomplete UTF-8 sequence)
+    # become U+FFFD in transformers' decode and are held back by vLLM's incremental detokenizer.
+    assert probe["answers"]["vllm"] == [a.replace("\ufffd", "") for a in probe["answers"]["hf"]]
