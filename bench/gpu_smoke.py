@@ -44,19 +44,6 @@ from pathlib import Path
 # read by msa_omni.shapes.public_shapes: 7b (8.93e9 parameters: text 7.62e9, vision 0.68e9, audio 0.64e9) or 3b
 # (4.70e9: text 3.40e9, vision 0.67e9, audio 0.64e9). Token ids are not there: they come from the tokenizer in use.
 MODELS = ("7b", "3b")
-# Fields of the thinker config that name tokens: copied from the tiny builder's config for the same tokenizer.
-TOKEN_ID_FIELDS = (
-    "audio_token_index",
-    "image_token_index",
-    "video_token_index",
-    "audio_start_token_id",
-    "audio_end_token_id",
-    "vision_start_token_id",
-    "vision_end_token_id",
-    "user_token_id",
-    "pad_token_id",
-    "eos_token_id",
-)
 OMNI_MODULES = ("msa_omni.io",)
 MODEL_ID = "bench/random-qwen2.5-omni-thinker"  # not a path: load_thinker hands back the in-memory model
 DATASET = "sims"
@@ -128,8 +115,8 @@ def build_processor_and_config(tiny: bool, layers: int | None = None, model: str
     tiny_config = build_config(tokenizer, family=family)
     if tiny:
         return processor, tiny_config
-    fields = family.reference_token_id_fields if model == QWEN3 else TOKEN_ID_FIELDS
-    ids = {k: getattr(tiny_config, k) for k in fields}
+    # The token-id fields are the family's own (the registry's list): copied from the tiny config.
+    ids = {k: getattr(tiny_config, k) for k in family.reference_token_id_fields}
     real = copy.deepcopy(real_shapes(model))
     if layers is not None:
         text_cfg, vision_cfg = real["text_config"], real["vision_config"]
